@@ -1,0 +1,243 @@
+// Command kmetrics scrapes every kubelet into an embedded TSDB and serves
+// metrics.k8s.io from it as an aggregated API server.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	cliflag "k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/logs"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/kmetrics/kmetrics/pkg/apiserver"
+	"github.com/kmetrics/kmetrics/pkg/provider"
+	"github.com/kmetrics/kmetrics/pkg/scraper"
+	"github.com/kmetrics/kmetrics/pkg/storage"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	o := newOptions()
+	fs := pflag.NewFlagSet("kmetrics", pflag.ContinueOnError)
+	fss := o.flags()
+	addAll(fs, fss)
+	fs.Usage = func() {
+		fmt.Fprintf(os.Stderr, "Usage: kmetrics [flags]\n\nScrapes every kubelet into an embedded TSDB and serves metrics.k8s.io.\n")
+		cliflag.PrintSections(os.Stderr, fss, 0)
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == pflag.ErrHelp {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if o.showVersion {
+		fmt.Println(version)
+		return
+	}
+	if err := logsapi.ValidateAndApply(o.logging, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer logs.FlushLogs()
+	if errs := o.validate(); len(errs) > 0 {
+		for _, err := range errs {
+			fmt.Fprintln(os.Stderr, "error:", err)
+		}
+		os.Exit(2)
+	}
+	if err := run(genericapiserver.SetupSignalContext(), o); err != nil {
+		klog.ErrorS(err, "kmetrics failed")
+		logs.FlushLogs()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o *options) error {
+	restConfig, err := restConfig(o.kubeconfig)
+	if err != nil {
+		return err
+	}
+	o.server.DefaultKubeconfig(o.kubeconfig)
+
+	retentionSize, _ := o.retentionBytes()
+	db, err := storage.Open(storage.Options{
+		Path:          o.tsdbPath,
+		Retention:     time.Duration(o.tsdbRetentionTime),
+		RetentionSize: retentionSize,
+	}, slog.New(logr.ToSlogHandler(klog.Background().WithName("tsdb"))), legacyregistry.Registerer())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			klog.ErrorS(err, "Closing the TSDB")
+		}
+	}()
+
+	index := storage.NewIndex()
+	start := time.Now()
+	lookback := max(5*time.Minute, 3*o.metricResolution)
+	if err := storage.RebuildIndex(ctx, db, index, start.Add(-lookback).UnixMilli(), start.UnixMilli()); err != nil {
+		return fmt.Errorf("rebuilding the index from the TSDB: %w", err)
+	}
+	nodesIndexed, podsIndexed := index.Size()
+	klog.InfoS("Rebuilt the latest-value index from the TSDB", "nodes", nodesIndexed, "pods", podsIndexed, "duration", time.Since(start))
+	storage.RegisterIndexMetrics(index)
+
+	nodeSelector, err := labels.Parse(o.nodeSelector)
+	if err != nil {
+		return fmt.Errorf("--node-selector: %w", err)
+	}
+	requirements, _ := nodeSelector.Requirements()
+
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return err
+	}
+	factory := informers.NewSharedInformerFactory(client, 0)
+	nodes := factory.Core().V1().Nodes()
+	nodeInformer := nodes.Informer()
+	podFactory, err := runningPodInformerFactory(restConfig)
+	if err != nil {
+		return err
+	}
+	pods := podFactory.ForResource(corev1.SchemeGroupVersion.WithResource("pods"))
+	podInformer := pods.Informer()
+
+	scraper.RegisterMetrics()
+	mgr, err := scraper.NewManager(scraper.Config{
+		Kubelet:       o.kubeletConfig(restConfig),
+		Resolution:    o.metricResolution,
+		NodeSelector:  nodeSelector,
+		MaxConcurrent: o.maxConcurrentScrapes,
+	}, nodes.Lister(), db, index)
+	if err != nil {
+		return err
+	}
+
+	cfg, err := o.server.Config()
+	if err != nil {
+		return err
+	}
+	synced := func() error {
+		if !nodeInformer.HasSynced() || !podInformer.HasSynced() {
+			return fmt.Errorf("informers not synced")
+		}
+		return nil
+	}
+	hasData := func() error {
+		if n, _ := index.Size(); n > 0 {
+			return nil
+		}
+		if selected, err := nodes.Lister().List(nodeSelector); err == nil && len(selected) == 0 {
+			return nil // nothing to scrape is not a reason to be unready
+		}
+		return fmt.Errorf("no node has been scraped yet")
+	}
+	srv, err := apiserver.New(cfg, apiserver.Deps{
+		Resource:     provider.NewResourceProvider(index, o.metricResolution),
+		Pods:         pods.Lister(),
+		Nodes:        nodes.Lister(),
+		NodeSelector: requirements,
+		Ready:        []apiserver.Check{{Name: "informers-synced", Fn: synced}, {Name: "metrics-indexed", Fn: hasData}},
+		Live:         []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
+	})
+	if err != nil {
+		return err
+	}
+
+	factory.Start(ctx.Done())
+	podFactory.Start(ctx.Done())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Run(ctx, nodeInformer); err != nil {
+			klog.ErrorS(err, "Scrape manager stopped")
+		}
+	}()
+	klog.InfoS("Starting kmetrics", "version", version, "resolution", o.metricResolution, "tsdb", o.tsdbPath)
+	err = srv.PrepareRun().RunWithContext(ctx)
+	<-done
+	return err
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	var cfg *rest.Config
+	var err error
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	} else {
+		cfg, err = rest.InClusterConfig()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("building the Kubernetes client config: %w", err)
+	}
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	return cfg, nil
+}
+
+// runningPodInformerFactory lists pod metadata only, of running pods, as
+// metrics-server does: the API never needs more.
+func runningPodInformerFactory(cfg *rest.Config) (metadatainformer.SharedInformerFactory, error) {
+	client, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return metadatainformer.NewFilteredSharedInformerFactory(client, 0, corev1.NamespaceAll, func(o *metav1.ListOptions) {
+		o.FieldSelector = "status.phase=Running"
+	}), nil
+}
+
+// kubeletConfig derives the kubelet client from the cluster client: the
+// cluster CA and the service-account token, unless flags say otherwise.
+func (o *options) kubeletConfig(cluster *rest.Config) scraper.KubeletConfig {
+	c := rest.CopyConfig(cluster)
+	c.ContentType = ""
+	if o.kubeletInsecureTLS {
+		c.TLSClientConfig.Insecure = true
+		c.TLSClientConfig.CAData, c.TLSClientConfig.CAFile = nil, ""
+	}
+	if o.kubeletCAFile != "" {
+		c.TLSClientConfig.CAFile, c.TLSClientConfig.CAData = o.kubeletCAFile, nil
+	}
+	if o.kubeletClientCertFile != "" {
+		c.TLSClientConfig.CertFile, c.TLSClientConfig.CertData = o.kubeletClientCertFile, nil
+		c.TLSClientConfig.KeyFile, c.TLSClientConfig.KeyData = o.kubeletClientKeyFile, nil
+	}
+	types := make([]corev1.NodeAddressType, len(o.kubeletAddressTypes))
+	for i, t := range o.kubeletAddressTypes {
+		types[i] = corev1.NodeAddressType(t)
+	}
+	return scraper.KubeletConfig{
+		Rest:              c,
+		Scheme:            "https",
+		DefaultPort:       o.kubeletPort,
+		UseNodeStatusPort: o.kubeletUseNodeStatusPort,
+		AddressTypes:      types,
+		Timeout:           o.kubeletRequestTimeout,
+		MaxBodyBytes:      o.kubeletMaxResponseBytes,
+	}
+}
+

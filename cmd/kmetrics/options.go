@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
+	"github.com/spf13/pflag"
+	"k8s.io/component-base/cli/flag"
+	"k8s.io/component-base/logs"
+	logsapi "k8s.io/component-base/logs/api/v1"
+
+	"github.com/kmetrics/kmetrics/pkg/apiserver"
+)
+
+// options are every flag of kmetrics. Flags metrics-server users know keep
+// its names and meaning.
+type options struct {
+	kubeconfig       string
+	metricResolution time.Duration
+	showVersion      bool
+
+	kubeletInsecureTLS       bool
+	kubeletUseNodeStatusPort bool
+	kubeletPort              int
+	kubeletAddressTypes      []string
+	kubeletCAFile            string
+	kubeletClientCertFile    string
+	kubeletClientKeyFile     string
+	kubeletRequestTimeout    time.Duration
+	kubeletMaxResponseBytes  int64
+	maxConcurrentScrapes     int
+	nodeSelector             string
+
+	tsdbPath          string
+	tsdbRetentionTime model.Duration
+	tsdbRetentionSize string
+
+	server  *apiserver.Options
+	logging *logs.Options
+}
+
+func newOptions() *options {
+	return &options{
+		metricResolution:        15 * time.Second,
+		kubeletPort:             10250,
+		kubeletAddressTypes:     []string{"InternalIP", "ExternalIP", "Hostname"},
+		kubeletRequestTimeout:   10 * time.Second,
+		kubeletMaxResponseBytes: 10 << 20,
+		maxConcurrentScrapes:    50,
+		tsdbPath:                "/var/lib/kmetrics",
+		tsdbRetentionTime:       model.Duration(15 * 24 * time.Hour),
+		server:                  apiserver.NewOptions(),
+		logging:                 logs.NewOptions(),
+	}
+}
+
+func (o *options) flags() flag.NamedFlagSets {
+	var fss flag.NamedFlagSets
+	fs := fss.FlagSet("kmetrics")
+	fs.StringVar(&o.kubeconfig, "kubeconfig", o.kubeconfig, "Path to a kubeconfig for the Kubernetes API and the kubelets' credentials (default: in-cluster config). Also used for delegated authentication/authorization unless those flags are set.")
+	fs.DurationVar(&o.metricResolution, "metric-resolution", o.metricResolution, "How often every kubelet is scraped; at least 10s.")
+	fs.BoolVar(&o.showVersion, "version", false, "Print the version and exit.")
+
+	ks := fss.FlagSet("kubelet client")
+	ks.BoolVar(&o.kubeletInsecureTLS, "kubelet-insecure-tls", false, "Do not verify the kubelets' serving certificates. For testing only.")
+	ks.BoolVar(&o.kubeletUseNodeStatusPort, "kubelet-use-node-status-port", false, "Use the port in the node status (daemonEndpoints.kubeletEndpoint). Takes precedence over --kubelet-port.")
+	ks.IntVar(&o.kubeletPort, "kubelet-port", o.kubeletPort, "The port to connect to kubelets on.")
+	ks.StringSliceVar(&o.kubeletAddressTypes, "kubelet-preferred-address-types", o.kubeletAddressTypes, "The priority of node address types used to reach a kubelet.")
+	ks.StringVar(&o.kubeletCAFile, "kubelet-certificate-authority", "", "CA that signs the kubelets' serving certificates (default: the cluster CA).")
+	ks.StringVar(&o.kubeletClientCertFile, "kubelet-client-certificate", "", "Client certificate for the kubelets (default: the service account token).")
+	ks.StringVar(&o.kubeletClientKeyFile, "kubelet-client-key", "", "Key of --kubelet-client-certificate.")
+	ks.DurationVar(&o.kubeletRequestTimeout, "kubelet-request-timeout", o.kubeletRequestTimeout, "Timeout of one kubelet request, connection to last byte.")
+	ks.Int64Var(&o.kubeletMaxResponseBytes, "kubelet-max-response-bytes", o.kubeletMaxResponseBytes, "Largest kubelet response accepted; a larger one fails that node's scrape only.")
+	ks.IntVar(&o.maxConcurrentScrapes, "max-concurrent-scrapes", o.maxConcurrentScrapes, "Kubelet scrapes in flight at once.")
+	ks.StringVarP(&o.nodeSelector, "node-selector", "l", "", "Label selector of the nodes to scrape (e.g. -l key1=value1,key2=value2).")
+
+	ss := fss.FlagSet("storage")
+	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")
+	ss.Var(&o.tsdbRetentionTime, "storage.tsdb.retention.time", "How long samples are kept (Prometheus duration, e.g. 15d).")
+	ss.StringVar(&o.tsdbRetentionSize, "storage.tsdb.retention.size", "", "Largest size of persisted blocks before the oldest are deleted (e.g. 512MB); empty means no limit.")
+
+	o.server.AddFlags(&fss)
+	logsapi.AddFlags(o.logging, fss.FlagSet("logging"))
+	return fss
+}
+
+// retentionBytes parses --storage.tsdb.retention.size.
+func (o *options) retentionBytes() (int64, error) {
+	if strings.TrimSpace(o.tsdbRetentionSize) == "" {
+		return 0, nil
+	}
+	b, err := units.ParseBase2Bytes(o.tsdbRetentionSize)
+	if err != nil {
+		return 0, fmt.Errorf("--storage.tsdb.retention.size: %w", err)
+	}
+	return int64(b), nil
+}
+
+func (o *options) validate() []error {
+	var errs []error
+	if o.metricResolution < 10*time.Second {
+		errs = append(errs, fmt.Errorf("--metric-resolution must be at least 10s, got %v", o.metricResolution))
+	}
+	if o.kubeletRequestTimeout <= 0 || o.kubeletRequestTimeout > o.metricResolution*9/10 {
+		errs = append(errs, fmt.Errorf("--kubelet-request-timeout must be positive and below 90%% of --metric-resolution, got %v", o.kubeletRequestTimeout))
+	}
+	if o.kubeletCAFile != "" && o.kubeletInsecureTLS {
+		errs = append(errs, fmt.Errorf("cannot use both --kubelet-certificate-authority and --kubelet-insecure-tls"))
+	}
+	if (o.kubeletClientCertFile != "") != (o.kubeletClientKeyFile != "") {
+		errs = append(errs, fmt.Errorf("need both --kubelet-client-certificate and --kubelet-client-key"))
+	}
+	if o.kubeletMaxResponseBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--kubelet-max-response-bytes must be positive"))
+	}
+	if o.maxConcurrentScrapes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-concurrent-scrapes must be positive"))
+	}
+	if _, err := o.retentionBytes(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, o.server.Validate()...)
+	return errs
+}
+
+// addAll registers every named flag set on fs, in order.
+func addAll(fs *pflag.FlagSet, fss flag.NamedFlagSets) {
+	for _, name := range fss.Order {
+		fs.AddFlagSet(fss.FlagSets[name])
+	}
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Builds (once, cached by version) everything the local control plane needs:
+# kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the Go
+# module proxy, and etcd from Debian. Binaries land in $KMETRICS_CACHE/bin.
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-v1.33.13}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
+BIN=$CACHE/bin
+mkdir -p "$BIN"
+
+log() { echo "[build-cluster-bins] $*" >&2; }
+
+install_apt() { # install_apt <command> <package>
+  command -v "$1" >/dev/null 2>&1 && return 0
+  log "installing Debian package $2"
+  if [ -z "${KMETRICS_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    export KMETRICS_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+}
+
+build_kubernetes() {
+  local marker=$BIN/.kubernetes-$K8S_VERSION
+  if [ -f "$marker" ] && [ -x "$BIN/kube-apiserver" ]; then return 0; fi
+  log "building Kubernetes $K8S_VERSION control plane from the Go module proxy (cold: ~10 min)"
+  local work; work=$(mktemp -d)
+  (
+    cd "$work"
+    go mod init kmetrics.local/k8sbins >/dev/null 2>&1
+    # Kubernetes' own go.mod replaces its staging modules with ./staging/...;
+    # point each at the published module of the same minor instead.
+    local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')
+    local staging_version=v0${K8S_VERSION#v1}
+    go mod edit -require="k8s.io/kubernetes@$K8S_VERSION"
+    grep -E '^\s*k8s.io/[^ ]+ => ./staging/' "$gomod" | awk '{print $1}' | while read -r m; do
+      go mod edit -replace="$m=$m@$staging_version"
+    done
+    cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+    go mod tidy -e >/dev/null 2>&1 || true
+    local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+    local vpkg=k8s.io/component-base/version
+    local ld="-s -w -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor"
+    for c in kube-apiserver kube-controller-manager kube-scheduler; do
+      log "  go build $c"
+      go build -ldflags "$ld" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
+    done
+  )
+  rm -rf "$work"
+  touch "$marker"
+}
+
+build_kwok() {
+  local marker=$BIN/.kwok-$KWOK_VERSION
+  if [ -f "$marker" ] && [ -x "$BIN/kwok" ]; then return 0; fi
+  log "building kwok $KWOK_VERSION from the Go module proxy (cold: ~2 min)"
+  GOBIN=$BIN go install -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  touch "$marker"
+}
+
+install_apt etcd etcd-server
+install_apt openssl openssl
+install_apt jq jq
+build_kwok
+build_kubernetes
+log "ready: $(ls "$BIN" | tr '\n' ' ')"

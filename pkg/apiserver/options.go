@@ -1,0 +1,108 @@
+package apiserver
+
+import (
+	"fmt"
+	"net"
+	"strings"
+
+	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
+	genericapiserver "k8s.io/apiserver/pkg/server"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	utilcompatibility "k8s.io/apiserver/pkg/util/compatibility"
+	cliflag "k8s.io/component-base/cli/flag"
+	"sigs.k8s.io/metrics-server/pkg/api"
+	generatedopenapi "sigs.k8s.io/metrics-server/pkg/api/generated/openapi"
+)
+
+// Options are the secure-serving and delegated-auth flags of the server, as
+// every aggregated API server (and metrics-server) names them.
+type Options struct {
+	SecureServing  *genericoptions.SecureServingOptionsWithLoopback
+	Authentication *genericoptions.DelegatingAuthenticationOptions
+	Authorization  *genericoptions.DelegatingAuthorizationOptions
+	Audit          *genericoptions.AuditOptions
+
+	// DisableAuthForTesting serves without authentication and authorization;
+	// only tests set it, there is no flag.
+	DisableAuthForTesting bool
+}
+
+// NewOptions returns the defaults: port 10250 like metrics-server, health
+// endpoints reachable without credentials (for kubelet probes), everything
+// else authenticated and authorized by the cluster.
+func NewOptions() *Options {
+	o := &Options{
+		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
+		Authentication: genericoptions.NewDelegatingAuthenticationOptions(),
+		Authorization:  genericoptions.NewDelegatingAuthorizationOptions(),
+		Audit:          genericoptions.NewAuditOptions(),
+	}
+	o.SecureServing.BindPort = 10250
+	o.SecureServing.ServerCert.PairName = "kmetrics"
+	return o
+}
+
+// AddFlags adds the server flags in named sections for --help.
+func (o *Options) AddFlags(fss *cliflag.NamedFlagSets) {
+	o.SecureServing.AddFlags(fss.FlagSet("secure serving"))
+	o.Authentication.AddFlags(fss.FlagSet("authentication"))
+	o.Authorization.AddFlags(fss.FlagSet("authorization"))
+	o.Audit.AddFlags(fss.FlagSet("audit log"))
+}
+
+// DefaultKubeconfig makes a kmetrics run outside the cluster with
+// --kubeconfig delegate auth through the same kubeconfig unless told
+// otherwise.
+func (o *Options) DefaultKubeconfig(path string) {
+	if path == "" {
+		return
+	}
+	if o.Authentication.RemoteKubeConfigFile == "" {
+		o.Authentication.RemoteKubeConfigFile = path
+	}
+	if o.Authorization.RemoteKubeConfigFile == "" {
+		o.Authorization.RemoteKubeConfigFile = path
+	}
+}
+
+// Validate reports invalid flag combinations.
+func (o *Options) Validate() []error {
+	var errs []error
+	errs = append(errs, o.SecureServing.Validate()...)
+	errs = append(errs, o.Authentication.Validate()...)
+	errs = append(errs, o.Authorization.Validate()...)
+	errs = append(errs, o.Audit.Validate()...)
+	return errs
+}
+
+// Config builds the generic server configuration. Without a serving
+// certificate a self-signed one is generated (only fit for tests: the
+// APIService's caBundle must name a real CA).
+func (o *Options) Config() (*genericapiserver.Config, error) {
+	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
+		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+	}
+	cfg := genericapiserver.NewConfig(api.Codecs)
+	if err := o.SecureServing.ApplyTo(&cfg.SecureServing, &cfg.LoopbackClientConfig); err != nil {
+		return nil, err
+	}
+	if !o.DisableAuthForTesting {
+		if err := o.Authentication.ApplyTo(&cfg.Authentication, cfg.SecureServing, nil); err != nil {
+			return nil, err
+		}
+		if err := o.Authorization.ApplyTo(&cfg.Authorization); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.Audit.ApplyTo(cfg); err != nil {
+		return nil, err
+	}
+	cfg.EffectiveVersion = utilcompatibility.DefaultBuildEffectiveVersion()
+	namer := openapinamer.NewDefinitionNamer(api.Scheme)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	version := strings.Split(cfg.EffectiveVersion.BinaryVersion().String(), "-")[0]
+	cfg.OpenAPIConfig.Info.Title, cfg.OpenAPIConfig.Info.Version = "kmetrics", version
+	cfg.OpenAPIV3Config.Info.Title, cfg.OpenAPIV3Config.Info.Version = "kmetrics", version
+	return cfg, nil
+}

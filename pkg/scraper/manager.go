@@ -1,0 +1,323 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	promstorage "github.com/prometheus/prometheus/storage"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
+)
+
+// Appendable is where scraped samples go.
+type Appendable interface {
+	Appender(ctx context.Context) promstorage.Appender
+}
+
+// IndexWriter is the latest-value index a scrape updates.
+type IndexWriter interface {
+	ObserveNode(node string, ns storage.NodeSample, containers []storage.ContainerSample)
+	ForgetNode(node string)
+}
+
+// Config configures the scrape manager.
+type Config struct {
+	Kubelet      KubeletConfig
+	Resolution   time.Duration
+	NodeSelector labels.Selector
+	// MaxConcurrent bounds scrapes in flight at once.
+	MaxConcurrent int
+}
+
+// Manager runs one scrape loop per selected node.
+type Manager struct {
+	client     *kubeletClient
+	nodes      corelisters.NodeLister
+	selector   labels.Selector
+	db         Appendable
+	index      IndexWriter
+	resolution time.Duration
+	timeout    time.Duration
+	sem        chan struct{}
+
+	mu    sync.Mutex
+	loops map[string]*nodeLoop
+	ctx   context.Context
+	wg    sync.WaitGroup
+
+	lastScrape atomic.Int64 // unix nanos of the last finished scrape attempt
+}
+
+type nodeLoop struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewManager builds a manager; Run starts it.
+func NewManager(cfg Config, nodes corelisters.NodeLister, db Appendable, index IndexWriter) (*Manager, error) {
+	if cfg.Resolution <= 0 {
+		return nil, fmt.Errorf("resolution must be positive, got %v", cfg.Resolution)
+	}
+	client, err := newKubeletClient(cfg.Kubelet)
+	if err != nil {
+		return nil, err
+	}
+	sel := cfg.NodeSelector
+	if sel == nil {
+		sel = labels.Everything()
+	}
+	n := cfg.MaxConcurrent
+	if n <= 0 {
+		n = 1
+	}
+	return &Manager{
+		client: client, nodes: nodes, selector: sel, db: db, index: index,
+		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout,
+		sem:   make(chan struct{}, n),
+		loops: map[string]*nodeLoop{},
+	}, nil
+}
+
+// Run registers with the node informer and scrapes until ctx ends, then
+// stops every loop.
+func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) error {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	m.lastScrape.Store(time.Now().UnixNano())
+	sync := func(obj interface{}) {
+		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tomb.Obj
+		}
+		if node, ok := obj.(*corev1.Node); ok {
+			m.sync(node.Name)
+		}
+	}
+	reg, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    sync,
+		UpdateFunc: func(_, obj interface{}) { sync(obj) },
+		DeleteFunc: sync,
+	})
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	_ = informer.RemoveEventHandler(reg)
+	m.mu.Lock()
+	for name := range m.loops {
+		m.stopLocked(name)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return nil
+}
+
+// sync starts or stops a node's loop after the node changed.
+func (m *Manager) sync(name string) {
+	node, err := m.nodes.Get(name)
+	want := err == nil && m.selector.Matches(labels.Set(node.Labels))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, running := m.loops[name]
+	switch {
+	case m.ctx == nil || m.ctx.Err() != nil:
+	case want && !running:
+		ctx, cancel := context.WithCancel(m.ctx)
+		l := &nodeLoop{cancel: cancel, done: make(chan struct{})}
+		m.loops[name] = l
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.runLoop(ctx, name, l.done)
+		}()
+		activeTargets.Set(float64(len(m.loops)))
+	case !want && running:
+		if err != nil && !apierrors.IsNotFound(err) {
+			klog.ErrorS(err, "Reading node from cache", "node", name)
+		}
+		m.stopLocked(name)
+	}
+}
+
+func (m *Manager) stopLocked(name string) {
+	l := m.loops[name]
+	delete(m.loops, name)
+	l.cancel()
+	activeTargets.Set(float64(len(m.loops)))
+}
+
+// runLoop scrapes one node every resolution, starting at an offset derived
+// from its name: scrapes spread over the interval, and each node keeps an
+// even spacing between its own points (what the CPU rate is computed over).
+func (m *Manager) runLoop(ctx context.Context, name string, done chan struct{}) {
+	defer close(done)
+	var t *target
+	defer func() { m.retire(name, t) }()
+	timer := time.NewTimer(offsetFor(name, m.resolution))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		timer.Reset(m.resolution)
+		t = m.scrapeNode(ctx, name, t)
+	}
+}
+
+// retire ends a node's series and index entries once its loop stops.
+func (m *Manager) retire(name string, t *target) {
+	if t != nil {
+		app := m.db.Appender(context.Background())
+		if err := t.markAllStale(app, time.Now()); err != nil {
+			_ = app.Rollback()
+		} else if err := app.Commit(); err != nil {
+			klog.ErrorS(err, "Marking series of a removed node stale", "node", name)
+		}
+	}
+	m.index.ForgetNode(name)
+	forgetNodeMetrics(name)
+}
+
+func offsetFor(name string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// Scrape reasons recorded in kmetrics_kubelet_scrape_failures_total.
+const (
+	reasonAddress  = "address"
+	reasonFetch    = "fetch"
+	reasonTooLarge = "too_large"
+	reasonBody     = "body"
+	reasonStorage  = "storage"
+)
+
+// scrapeNode scrapes a node once and returns its (possibly new) target.
+func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *target {
+	defer m.lastScrape.Store(time.Now().UnixNano())
+	node, err := m.nodes.Get(name)
+	if err != nil {
+		return t
+	}
+	u, instance, path, err := m.client.endpoint(node)
+	if err != nil {
+		m.fail(name, t, reasonAddress, err, time.Now(), 0)
+		return t
+	}
+	if t == nil || t.instance() != instance || t.path() != path {
+		if t != nil {
+			m.retire(name, t)
+		}
+		t = newTarget(name, instance, path)
+	}
+
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return t
+	}
+	defer func() { <-m.sem }()
+
+	start := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, m.timeout)
+	body, contentType, err := m.client.fetch(fctx, u, t.buf)
+	cancel()
+	t.keepBuffer(body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return t
+		}
+		reason := reasonFetch
+		var tl errTooLarge
+		if errors.As(err, &tl) {
+			reason = reasonTooLarge
+		}
+		m.fail(name, t, reason, fmt.Errorf("scraping %s: %w", u, err), start, time.Since(start))
+		return t
+	}
+
+	app := m.db.Appender(ctx)
+	res, err := t.appendBody(app, body, contentType, start)
+	if err != nil {
+		_ = app.Rollback()
+		reason := reasonStorage
+		if errors.Is(err, errBody) {
+			reason = reasonBody
+		}
+		m.fail(name, t, reason, fmt.Errorf("storing scrape of %s: %w", u, err), start, time.Since(start))
+		return t
+	}
+	dur := time.Since(start)
+	t.appendReport(app, start, 1, dur, res.samples)
+	if err := app.Commit(); err != nil {
+		// A full disk must not blank the API: the index still takes the
+		// scrape, the TSDB loses it, and the failure is counted.
+		scrapeErrors.WithLabelValues(name).Inc()
+		scrapeFailures.WithLabelValues(reasonStorage).Inc()
+		klog.ErrorS(err, "Committing scrape to the TSDB", "node", name)
+	}
+	m.index.ObserveNode(name, res.node, res.containers)
+	scrapeDuration.WithLabelValues(name).Observe(dur.Seconds())
+	if res.outOfOrder > 0 {
+		samplesRejected.WithLabelValues("out_of_order").Add(float64(res.outOfOrder))
+	}
+	if res.duplicates > 0 {
+		samplesRejected.WithLabelValues("duplicate").Add(float64(res.duplicates))
+	}
+	if res.skipped > 0 {
+		samplesRejected.WithLabelValues("skipped_series").Add(float64(res.skipped))
+	}
+	return t
+}
+
+// fail records a failed scrape: up=0, the node's series end, and the index
+// stops serving the node (its numbers are no longer current).
+func (m *Manager) fail(name string, t *target, reason string, err error, at time.Time, dur time.Duration) {
+	klog.ErrorS(err, "Failed to scrape node", "node", name, "reason", reason)
+	scrapeErrors.WithLabelValues(name).Inc()
+	scrapeFailures.WithLabelValues(reason).Inc()
+	m.index.ForgetNode(name)
+	if t == nil {
+		return
+	}
+	app := m.db.Appender(context.Background())
+	if err := t.markAllStale(app, at); err != nil {
+		_ = app.Rollback()
+		return
+	}
+	t.appendReport(app, at, 0, dur, 0)
+	if err := app.Commit(); err != nil {
+		klog.ErrorS(err, "Recording failed scrape in the TSDB", "node", name)
+	}
+}
+
+// Healthy reports whether scraping is alive: no nodes to scrape, or some
+// scrape attempt finished within a few resolutions.
+func (m *Manager) Healthy() error {
+	m.mu.Lock()
+	n := len(m.loops)
+	m.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	last := m.lastScrape.Load()
+	limit := 3*m.resolution + m.timeout
+	if time.Since(time.Unix(0, last)) <= limit {
+		return nil
+	}
+	return fmt.Errorf("no scrape finished in the last %v", limit)
+}

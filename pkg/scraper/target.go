@@ -1,0 +1,322 @@
+package scraper
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+	"github.com/prometheus/prometheus/model/value"
+	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
+)
+
+// resourceKind says what a series means to the latest-value index.
+type resourceKind uint8
+
+const (
+	kindOther resourceKind = iota
+	kindNodeCPU
+	kindNodeMemory
+	kindContainerCPU
+	kindContainerMemory
+	kindContainerStart
+	// kindSkipped is a resource series the index cannot use (a label missing).
+	kindSkipped
+)
+
+var resourceKinds = map[string]resourceKind{
+	storage.MetricNodeCPU:        kindNodeCPU,
+	storage.MetricNodeMemory:     kindNodeMemory,
+	storage.MetricContainerCPU:   kindContainerCPU,
+	storage.MetricContainerMem:   kindContainerMemory,
+	storage.MetricContainerStart: kindContainerStart,
+}
+
+// seriesEntry caches what one exposed series maps to, keyed by its raw text,
+// so a steady-state scrape parses no labels and looks up no series.
+type seriesEntry struct {
+	lset     labels.Labels
+	ref      promstorage.SeriesRef
+	kind     resourceKind
+	slot     *containerSlot // for container series: shared by the container's series
+	lastSeen uint64         // scrape generation that last reported the series
+}
+
+// containerSlot ties a container's CPU, memory and start-time series to one
+// record of the scrape result, found in O(1).
+type containerSlot struct {
+	podKey storage.PodKey
+	name   string
+	refs   int    // cache entries pointing here
+	gen    uint64 // scrape generation idx belongs to
+	idx    int    // index in scrapeResult.containers
+}
+
+type parsedSample struct {
+	e *seriesEntry
+	t int64
+	v float64
+}
+
+// scrapeResult is what one scrape appended and what it skipped.
+type scrapeResult struct {
+	samples    int // samples in the body
+	appended   int
+	outOfOrder int // samples the TSDB refused as too old or duplicate
+	skipped    int // resource series the index could not use
+	duplicates int
+	node       storage.NodeSample
+	containers []storage.ContainerSample
+}
+
+// target is one kubelet endpoint's scrape state. It is used by one goroutine
+// at a time.
+type target struct {
+	node         string
+	targetLabels labels.Labels // job, instance, metrics_path, node
+	cache        map[string]*seriesEntry
+	gen          uint64
+	symbols      *labels.SymbolTable
+	slots        map[slotKey]*containerSlot
+	samples      []parsedSample
+	containers   []storage.ContainerSample
+	builder      labels.Builder
+	buf          []byte
+	report       [len(reportNames)]*seriesEntry
+}
+
+type slotKey struct {
+	pod       storage.PodKey
+	container string
+}
+
+func newTarget(node, instance, path string) *target {
+	return &target{
+		node: node,
+		targetLabels: labels.FromStrings(
+			storage.LabelJob, storage.JobKubelet,
+			storage.LabelInstance, instance,
+			storage.LabelMetricsPath, path,
+			storage.LabelNode, node,
+		),
+		cache:   map[string]*seriesEntry{},
+		slots:   map[slotKey]*containerSlot{},
+		symbols: labels.NewSymbolTable(),
+	}
+}
+
+// errBody marks a response that cannot be stored: nothing of it was.
+var errBody = errors.New("invalid metrics body")
+
+// appendBody parses a whole scrape body and, only if all of it parses,
+// appends its samples (and staleness markers for series that disappeared)
+// to app. It never commits: the caller commits or rolls back.
+func (t *target) appendBody(app promstorage.Appender, body []byte, contentType string, now time.Time) (res scrapeResult, err error) {
+	defer func() {
+		// The parsers are not meant to panic; if one does, it costs this
+		// scrape, not the process.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: parser panic: %v", errBody, r)
+		}
+	}()
+	if len(body) == 0 {
+		return res, fmt.Errorf("%w: empty response", errBody)
+	}
+	if i := bytes.IndexByte(body, 0); i >= 0 {
+		// The text lexer reads a NUL byte as end of input and would
+		// silently drop the rest.
+		return res, fmt.Errorf("%w: NUL byte at offset %d", errBody, i)
+	}
+	p, err := textparse.New(body, contentType, t.symbols, textparse.ParserOptions{FallbackContentType: "text/plain"})
+	if p == nil {
+		return res, fmt.Errorf("%w: %v", errBody, err)
+	}
+	nowMs := now.UnixMilli()
+	gen := t.gen + 1
+	t.samples = t.samples[:0]
+	res.containers = t.containers[:0]
+	defer func() { t.containers = res.containers }()
+	for {
+		entry, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("%w: %v", errBody, err)
+		}
+		if entry != textparse.EntrySeries {
+			// Histograms do not occur on /metrics/resource; types, help and
+			// comments carry nothing to store here.
+			continue
+		}
+		raw, ts, v := p.Series()
+		e := t.cache[string(raw)]
+		if e == nil {
+			e = t.newEntry(p)
+			t.cache[string(raw)] = e
+		}
+		if e.lastSeen == gen {
+			res.duplicates++
+			continue
+		}
+		e.lastSeen = gen
+		st := nowMs
+		if ts != nil {
+			st = *ts
+		}
+		t.samples = append(t.samples, parsedSample{e: e, t: st, v: v})
+	}
+	res.samples = len(t.samples)
+
+	for i := range t.samples {
+		s := &t.samples[i]
+		ok, err := t.appendOne(app, s.e, s.t, s.v)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			res.outOfOrder++
+			continue
+		}
+		res.appended++
+		t.observe(&res, s, gen)
+	}
+	t.gen = gen
+	// Series reported last time but not now have ended: mark them stale so
+	// PromQL stops returning them at once, as Prometheus does.
+	for key, e := range t.cache {
+		if e.lastSeen != gen {
+			if e.lastSeen == gen-1 {
+				if _, err := t.appendOne(app, e, nowMs, math.Float64frombits(value.StaleNaN)); err != nil {
+					return res, err
+				}
+			}
+			t.forget(key, e)
+		}
+	}
+	for _, e := range t.cache {
+		if e.kind == kindSkipped {
+			res.skipped++
+		}
+	}
+	return res, nil
+}
+
+// markAllStale ends every series of the target (its scrape failed or the
+// node is gone).
+func (t *target) markAllStale(app promstorage.Appender, now time.Time) error {
+	for key, e := range t.cache {
+		if _, err := t.appendOne(app, e, now.UnixMilli(), math.Float64frombits(value.StaleNaN)); err != nil {
+			return err
+		}
+		t.forget(key, e)
+	}
+	return nil
+}
+
+func (t *target) forget(key string, e *seriesEntry) {
+	delete(t.cache, key)
+	if e.slot != nil {
+		if e.slot.refs--; e.slot.refs == 0 {
+			delete(t.slots, slotKey{e.slot.podKey, e.slot.name})
+		}
+	}
+}
+
+// appendOne appends a sample, reporting false when the TSDB refused it for
+// its timestamp (a sample is lost, the scrape is not).
+func (t *target) appendOne(app promstorage.Appender, e *seriesEntry, ts int64, v float64) (bool, error) {
+	ref, err := app.Append(e.ref, e.lset, ts, v)
+	switch {
+	case err == nil:
+		e.ref = ref
+		return true, nil
+	case errors.Is(err, promstorage.ErrOutOfOrderSample), errors.Is(err, promstorage.ErrOutOfBounds),
+		errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp), errors.Is(err, promstorage.ErrTooOldSample):
+		return false, nil
+	default:
+		return false, fmt.Errorf("appending %s: %w", e.lset, err)
+	}
+}
+
+// newEntry builds the cache entry of the parser's current series: its labels
+// with the target's attached, and what it means to the index.
+func (t *target) newEntry(p textparse.Parser) *seriesEntry {
+	var scraped labels.Labels
+	p.Labels(&scraped)
+	t.builder.Reset(scraped)
+	// As Prometheus does without honor_labels: a scraped label that collides
+	// with a target label is kept as exported_<name>.
+	t.targetLabels.Range(func(l labels.Label) {
+		if v := scraped.Get(l.Name); v != "" {
+			t.builder.Set("exported_"+l.Name, v)
+		}
+		t.builder.Set(l.Name, l.Value)
+	})
+	e := &seriesEntry{lset: t.builder.Labels()}
+	e.kind = resourceKinds[scraped.Get(labels.MetricName)]
+	switch e.kind {
+	case kindContainerCPU, kindContainerMemory, kindContainerStart:
+		key := slotKey{
+			pod:       storage.PodKey{Namespace: scraped.Get(storage.LabelNamespace), Name: scraped.Get(storage.LabelPod)},
+			container: scraped.Get(storage.LabelContainer),
+		}
+		if key.pod.Namespace == "" || key.pod.Name == "" || key.container == "" {
+			e.kind = kindSkipped
+			break
+		}
+		slot := t.slots[key]
+		if slot == nil {
+			slot = &containerSlot{podKey: key.pod, name: key.container, idx: -1}
+			t.slots[key] = slot
+		}
+		slot.refs++
+		e.slot = slot
+	}
+	return e
+}
+
+// observe hands a resource sample to the index's view of this scrape.
+func (t *target) observe(res *scrapeResult, s *parsedSample, gen uint64) {
+	if s.e.kind == kindOther || s.e.kind == kindSkipped {
+		return
+	}
+	if math.IsNaN(s.v) || math.IsInf(s.v, 0) || s.v < 0 {
+		res.skipped++
+		return
+	}
+	pt := storage.Point{T: s.t, V: s.v}
+	switch s.e.kind {
+	case kindNodeCPU:
+		res.node.CPU, res.node.HasCPU = pt, true
+		return
+	case kindNodeMemory:
+		res.node.Memory, res.node.HasMemory = pt, true
+		return
+	}
+	c := res.container(s.e.slot, gen)
+	switch s.e.kind {
+	case kindContainerCPU:
+		c.CPU, c.HasCPU = pt, true
+	case kindContainerMemory:
+		c.Memory, c.HasMemory = pt, true
+	case kindContainerStart:
+		c.StartTime = int64(s.v * 1000)
+	}
+}
+
+// container returns the scrape result's record of a container, adding it on
+// the first of the container's series in this scrape.
+func (res *scrapeResult) container(slot *containerSlot, gen uint64) *storage.ContainerSample {
+	if slot.gen != gen {
+		slot.gen, slot.idx = gen, len(res.containers)
+		res.containers = append(res.containers, storage.ContainerSample{Namespace: slot.podKey.Namespace, Pod: slot.podKey.Name, Container: slot.name})
+	}
+	return &res.containers[slot.idx]
+}
