@@ -240,4 +240,3 @@ func (o *options) kubeletConfig(cluster *rest.Config) scraper.KubeletConfig {
 		MaxBodyBytes:      o.kubeletMaxResponseBytes,
 	}
 }
-

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback: etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler and one kwok "kubelet" per node,
+# serving /metrics/resource over TLS signed by the cluster CA.
+#
+#   hack/cluster.sh up | down | status | stop-node NAME | start-node NAME | env
+#
+# Settings (environment): KMETRICS_STATE (state dir), KMETRICS_APISERVER_PORT,
+# KMETRICS_ETCD_PORT, KMETRICS_NODE_NET (e.g. 127.0.0 → nodes at .2, .3, …),
+# KMETRICS_NODES (count), KMETRICS_PORT (where kmetrics serves; the
+# APIService points there). Two states with different settings run side by side.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${KMETRICS_STATE:-$ROOT/.state/demo}
+APISERVER_PORT=${KMETRICS_APISERVER_PORT:-6443}
+ETCD_PORT=${KMETRICS_ETCD_PORT:-2379}
+NODE_NET=${KMETRICS_NODE_NET:-127.0.0}
+NODES=${KMETRICS_NODES:-3}
+KMETRICS_PORT=${KMETRICS_PORT:-8443}
+CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
+BIN=$CACHE/bin
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+
+CERTS=$STATE/certs
+LOGS=$STATE/logs
+PIDS=$STATE/pids
+KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
+ETCD_DATA=/dev/shm/kmetrics-etcd-$(echo "$STATE" | cksum | cut -d' ' -f1)
+
+log() { echo "[cluster] $*" >&2; }
+die() { echo "[cluster] ERROR: $*" >&2; exit 1; }
+kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+
+# alive PIDFILE: the process runs and is not a zombie.
+alive() {
+  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
+  [ -r "/proc/$pid/stat" ] || return 1
+  local st; st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ "$st" != "Z" ] && [ "$st" != "X" ]
+}
+
+# start NAME CMD...: runs CMD in the background, logs to $LOGS/NAME.log.
+start() {
+  local name=$1; shift
+  if alive "$PIDS/$name.pid"; then return 0; fi
+  # etcd reads ETCD_* variables and exits on a conflict with its flags.
+  env $(env | awk -F= '/^ETCD_/{print "-u " $1}') setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$PIDS/$name.pid"
+}
+
+stop() {
+  local f=$PIDS/$1.pid
+  [ -f "$f" ] || return 0
+  local pid; pid=$(cat "$f")
+  if alive "$f"; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do alive "$f" || break; sleep 0.1; done
+    alive "$f" && kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+# wait_for WHAT SECONDS LOGNAME CMD...: polls CMD until it succeeds.
+wait_for() {
+  local what=$1 secs=$2 logname=$3; shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if [ -n "$logname" ] && ! alive "$PIDS/$logname.pid"; then
+      die "$logname exited while waiting for $what; its log: $LOGS/$logname.log
+$(tail -n 15 "$LOGS/$logname.log" 2>/dev/null)"
+    fi
+    [ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what (log: $LOGS/${logname:-?}.log)"
+    sleep 0.5
+  done
+}
+
+node_ip() { echo "$NODE_NET.$(($1 + 1))"; }
+node_name() { echo "kwok-node-$1"; }
+
+gen_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
+
+gen_ca() { # gen_ca NAME CN
+  gen_key "$CERTS/$1.key"
+  openssl req -x509 -new -key "$CERTS/$1.key" -subj "/CN=$2" -days 3650 -out "$CERTS/$1.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+}
+
+gen_cert() { # gen_cert NAME CA SUBJECT [SANS]
+  local name=$1 ca=$2 subj=$3 sans=${4:-}
+  gen_key "$CERTS/$name.key"
+  openssl req -new -key "$CERTS/$name.key" -subj "$subj" -out "$CERTS/$name.csr" 2>/dev/null
+  {
+    echo "basicConstraints=CA:FALSE"
+    echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    echo "extendedKeyUsage=serverAuth,clientAuth"
+    [ -n "$sans" ] && echo "subjectAltName=$sans"
+  } > "$CERTS/$name.ext"
+  openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/$ca.crt" -CAkey "$CERTS/$ca.key" -CAcreateserial \
+    -days 3650 -extfile "$CERTS/$name.ext" -out "$CERTS/$name.crt" 2>/dev/null
+  rm -f "$CERTS/$name.csr" "$CERTS/$name.ext"
+}
+
+certs() {
+  [ -f "$CERTS/.done" ] && return 0
+  log "generating certificates (ECDSA) in $CERTS"
+  mkdir -p "$CERTS"
+  gen_ca ca kmetrics-cluster-ca
+  gen_ca front-proxy-ca kmetrics-front-proxy-ca
+  gen_cert apiserver ca "/CN=kube-apiserver" \
+    "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.0.0.1"
+  gen_cert admin ca "/O=system:masters/CN=kubernetes-admin"
+  gen_cert front-proxy-client front-proxy-ca "/CN=front-proxy-client"
+  local ips="" i
+  for i in $(seq 1 "$NODES"); do ips="$ips${ips:+,}IP:$(node_ip "$i")"; done
+  # The kubelets' serving certificate, signed by the cluster CA as a kubelet's is.
+  gen_cert kubelet ca "/CN=kwok-kubelet" "$ips"
+  # kmetrics' serving certificate: the name the aggregator verifies.
+  gen_cert kmetrics ca "/CN=kmetrics.kube-system.svc" \
+    "DNS:kmetrics.kube-system.svc,DNS:kmetrics.kube-system.svc.cluster.local,DNS:localhost,IP:127.0.0.1"
+  gen_key "$CERTS/sa.key"
+  openssl ec -in "$CERTS/sa.key" -pubout -out "$CERTS/sa.pub" 2>/dev/null
+  touch "$CERTS/.done"
+}
+
+kubeconfig_admin() {
+  local k=$KUBECONFIG_ADMIN
+  kubectl config set-cluster local --server="https://127.0.0.1:$APISERVER_PORT" \
+    --certificate-authority="$CERTS/ca.crt" --embed-certs=true --kubeconfig="$k" >/dev/null
+  kubectl config set-credentials admin --client-certificate="$CERTS/admin.crt" \
+    --client-key="$CERTS/admin.key" --embed-certs=true --kubeconfig="$k" >/dev/null
+  kubectl config set-context local --cluster=local --user=admin --kubeconfig="$k" >/dev/null
+  kubectl config use-context local --kubeconfig="$k" >/dev/null
+}
+
+start_control_plane() {
+  mkdir -p "$ETCD_DATA"
+  start etcd etcd --name kmetrics --data-dir "$ETCD_DATA" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --initial-cluster "kmetrics=http://127.0.0.1:$((ETCD_PORT + 1))"
+  wait_for "etcd" 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+  start kube-apiserver "$BIN/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$CERTS/apiserver.crt" --tls-private-key-file "$CERTS/apiserver.key" \
+    --client-ca-file "$CERTS/ca.crt" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$CERTS/sa.pub" --service-account-signing-key-file "$CERTS/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --authorization-mode RBAC \
+    --requestheader-client-ca-file "$CERTS/front-proxy-ca.crt" \
+    --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$CERTS/front-proxy-client.crt" --proxy-client-key-file "$CERTS/front-proxy-client.key" \
+    --enable-aggregator-routing=false
+  wait_for "kube-apiserver /readyz" 90 kube-apiserver kc get --raw /readyz
+
+  start kube-controller-manager "$BIN/kube-controller-manager" \
+    --kubeconfig "$KUBECONFIG_ADMIN" --authentication-kubeconfig "$KUBECONFIG_ADMIN" \
+    --authorization-kubeconfig "$KUBECONFIG_ADMIN" \
+    --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
+    --use-service-account-credentials \
+    --service-account-private-key-file "$CERTS/sa.key" --root-ca-file "$CERTS/ca.crt" \
+    --cluster-signing-cert-file "$CERTS/ca.crt" --cluster-signing-key-file "$CERTS/ca.key" \
+    --horizontal-pod-autoscaler-sync-period 5s \
+    --horizontal-pod-autoscaler-downscale-stabilization 15s \
+    --horizontal-pod-autoscaler-cpu-initialization-period 10s \
+    --horizontal-pod-autoscaler-initial-readiness-delay 5s
+  start kube-scheduler "$BIN/kube-scheduler" \
+    --kubeconfig "$KUBECONFIG_ADMIN" --authentication-kubeconfig "$KUBECONFIG_ADMIN" \
+    --authorization-kubeconfig "$KUBECONFIG_ADMIN" \
+    --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false
+  # Pods are refused until the controller-manager made the default account.
+  wait_for "the default ServiceAccount" 60 kube-controller-manager kc -n default get serviceaccount default
+}
+
+kwok_dir() { go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" | sed -n 's/.*"Dir": "\(.*\)",*/\1/p'; }
+
+start_node() { # start_node INDEX
+  local i=$1 name ip cfg
+  name=$(node_name "$i"); ip=$(node_ip "$i")
+  cfg=$STATE/kwok/$name.yaml
+  if [ ! -f "$cfg" ]; then
+    mkdir -p "$STATE/kwok"
+    local kd; kd=$(kwok_dir)
+    {
+      for f in stage/node/fast/node-initialize.yaml stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+               stage/pod/fast/pod-ready.yaml stage/pod/fast/pod-complete.yaml stage/pod/fast/pod-delete.yaml; do
+        cat "$kd/kustomize/$f"; echo "---"
+      done
+      sed "s/NODE_NAME/$name/" "$ROOT/hack/kwok/metric.yaml.tmpl"
+    } > "$cfg"
+  fi
+  kc apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Node
+metadata:
+  name: $name
+  labels: {type: kwok, kubernetes.io/hostname: $name, kubernetes.io/os: linux}
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+status:
+  allocatable: {cpu: "4", memory: 16Gi, pods: "110"}
+  capacity: {cpu: "4", memory: 16Gi, pods: "110"}
+YAML
+  start "kwok-$name" "$BIN/kwok" --kubeconfig "$KUBECONFIG_ADMIN" --config "$cfg" \
+    --manage-single-node "$name" --node-ip "$ip" --node-port 10250 \
+    --server-address "$ip:10250" --tls-cert-file "$CERTS/kubelet.crt" --tls-private-key-file "$CERTS/kubelet.key" \
+    --cidr "10.$((100 + i)).0.0/24" --node-lease-duration-seconds 40
+}
+
+node_index() { local n=${1#kwok-node-}; [[ "$n" =~ ^[0-9]+$ ]] || die "unknown node $1"; echo "$n"; }
+
+up() {
+  mkdir -p "$STATE" "$LOGS" "$PIDS"
+  bash "$ROOT/hack/build-cluster-bins.sh"
+  certs
+  kubeconfig_admin
+  log "starting the control plane (apiserver https://127.0.0.1:$APISERVER_PORT)"
+  start_control_plane
+  log "starting $NODES kwok nodes at $(node_ip 1)…$(node_ip "$NODES"):10250"
+  local i
+  for i in $(seq 1 "$NODES"); do start_node "$i"; done
+  for i in $(seq 1 "$NODES"); do
+    wait_for "node $(node_name "$i") Ready" 60 "kwok-$(node_name "$i")" \
+      kc wait --for=condition=Ready "node/$(node_name "$i")" --timeout=1s
+    wait_for "kubelet endpoint of $(node_name "$i")" 30 "kwok-$(node_name "$i")" \
+      curl -sf --cacert "$CERTS/ca.crt" "https://$(node_ip "$i"):10250/metrics/resource"
+  done
+  register
+  log "up: export KUBECONFIG=$KUBECONFIG_ADMIN"
+}
+
+# register applies kmetrics' RBAC from deploy/ and points the APIService at
+# the local kmetrics through an ExternalName Service (loopback cannot be an
+# Endpoints address), with the cluster CA as caBundle.
+register() {
+  kc apply -f "$ROOT/deploy/base/rbac.yaml" >/dev/null
+  kc apply -f "$ROOT/deploy/base/serviceaccount.yaml" >/dev/null
+  local ca; ca=$(base64 -w0 < "$CERTS/ca.crt")
+  kc apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: kmetrics, namespace: kube-system}
+spec: {type: ExternalName, externalName: 127.0.0.1}
+---
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: v1beta1.metrics.k8s.io}
+spec:
+  group: metrics.k8s.io
+  version: v1beta1
+  groupPriorityMinimum: 100
+  versionPriority: 100
+  caBundle: $ca
+  service: {name: kmetrics, namespace: kube-system, port: $KMETRICS_PORT}
+YAML
+  # kmetrics runs as its ServiceAccount, so deploy/'s RBAC is what it gets.
+  local token; token=$(kc -n kube-system create token kmetrics --duration 48h)
+  local k=$STATE/kmetrics.kubeconfig
+  kubectl config set-cluster local --server="https://127.0.0.1:$APISERVER_PORT" \
+    --certificate-authority="$CERTS/ca.crt" --embed-certs=true --kubeconfig="$k" >/dev/null
+  kubectl config set-credentials kmetrics --token="$token" --kubeconfig="$k" >/dev/null
+  kubectl config set-context local --cluster=local --user=kmetrics --kubeconfig="$k" >/dev/null
+  kubectl config use-context local --kubeconfig="$k" >/dev/null
+}
+
+down() {
+  local f
+  for f in "$PIDS"/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done
+  rm -rf "$ETCD_DATA" "$STATE"
+  log "down"
+}
+
+status() {
+  local f
+  for f in "$PIDS"/*.pid; do
+    [ -e "$f" ] || continue
+    if alive "$f"; then echo "running  $(basename "$f" .pid)"; else echo "stopped  $(basename "$f" .pid)"; fi
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  stop-node) stop "kwok-kwok-node-$(node_index "$2")" ;;
+  start-node) start_node "$(node_index "$2")" ;;
+  env)
+    echo "KUBECONFIG=$KUBECONFIG_ADMIN"
+    echo "KMETRICS_KUBECONFIG=$STATE/kmetrics.kubeconfig"
+    echo "KMETRICS_CERTS=$CERTS"
+    echo "KMETRICS_PORT=$KMETRICS_PORT"
+    echo "KMETRICS_STATE=$STATE"
+    ;;
+  *) echo "usage: $0 up|down|status|stop-node NAME|start-node NAME|env" >&2; exit 2 ;;
+esac
