@@ -131,3 +131,4 @@ func readLimited(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 		}
 	}
 }
+

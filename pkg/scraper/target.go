@@ -45,7 +45,9 @@ type seriesEntry struct {
 	ref      promstorage.SeriesRef
 	kind     resourceKind
 	slot     *containerSlot // for container series: shared by the container's series
-	lastSeen uint64         // scrape generation that last reported the series
+	// lastSeen is the generation of the last successful scrape that reported
+	// the series (0: none yet); parsed the number of the last parse that did.
+	lastSeen, parsed uint64
 }
 
 // containerSlot ties a container's CPU, memory and start-time series to one
@@ -81,7 +83,8 @@ type target struct {
 	node         string
 	targetLabels labels.Labels // job, instance, metrics_path, node
 	cache        map[string]*seriesEntry
-	gen          uint64
+	gen          uint64 // generation of the last successful scrape; starts at 1
+	parses       uint64 // parse attempts, successful or not
 	symbols      *labels.SymbolTable
 	slots        map[slotKey]*containerSlot
 	samples      []parsedSample
@@ -106,6 +109,7 @@ func newTarget(node, instance, path string) *target {
 			storage.LabelNode, node,
 		),
 		cache:   map[string]*seriesEntry{},
+		gen:     1,
 		slots:   map[slotKey]*containerSlot{},
 		symbols: labels.NewSymbolTable(),
 	}
@@ -139,6 +143,8 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 	}
 	nowMs := now.UnixMilli()
 	gen := t.gen + 1
+	t.parses++
+	parse := t.parses
 	t.samples = t.samples[:0]
 	res.containers = t.containers[:0]
 	defer func() { t.containers = res.containers }()
@@ -161,11 +167,11 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			e = t.newEntry(p)
 			t.cache[string(raw)] = e
 		}
-		if e.lastSeen == gen {
+		if e.parsed == parse {
 			res.duplicates++
 			continue
 		}
-		e.lastSeen = gen
+		e.parsed = parse
 		st := nowMs
 		if ts != nil {
 			st = *ts
@@ -185,21 +191,25 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			continue
 		}
 		res.appended++
-		t.observe(&res, s, gen)
+		t.observe(&res, s, parse)
 	}
-	t.gen = gen
 	// Series reported last time but not now have ended: mark them stale so
 	// PromQL stops returning them at once, as Prometheus does.
 	for key, e := range t.cache {
-		if e.lastSeen != gen {
-			if e.lastSeen == gen-1 {
-				if _, err := t.appendOne(app, e, nowMs, math.Float64frombits(value.StaleNaN)); err != nil {
-					return res, err
-				}
-			}
-			t.forget(key, e)
+		if e.parsed == parse {
+			continue
 		}
+		if e.lastSeen == t.gen {
+			if _, err := t.appendOne(app, e, nowMs, math.Float64frombits(value.StaleNaN)); err != nil {
+				return res, err
+			}
+		}
+		t.forget(key, e)
 	}
+	for _, e := range t.cache {
+		e.lastSeen = gen
+	}
+	t.gen = gen
 	for _, e := range t.cache {
 		if e.kind == kindSkipped {
 			res.skipped++
@@ -212,8 +222,10 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 // node is gone).
 func (t *target) markAllStale(app promstorage.Appender, now time.Time) error {
 	for key, e := range t.cache {
-		if _, err := t.appendOne(app, e, now.UnixMilli(), math.Float64frombits(value.StaleNaN)); err != nil {
-			return err
+		if e.lastSeen == t.gen {
+			if _, err := t.appendOne(app, e, now.UnixMilli(), math.Float64frombits(value.StaleNaN)); err != nil {
+				return err
+			}
 		}
 		t.forget(key, e)
 	}

@@ -1,0 +1,52 @@
+# kmetrics — see README.md.
+SHELL := /bin/bash
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+FUZZTIME ?= 20s
+
+.PHONY: all build test unit fuzz-short fuzz e2e bench lint demo demo-down cluster-bins clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kmetrics ./cmd/kmetrics
+
+# Everything CI runs.
+test: lint unit fuzz-short e2e
+
+lint:
+	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e
+
+unit:
+	$(GO) test -count=1 ./cmd/... ./pkg/...
+
+# The decoder's fuzz target, briefly (seed corpus: real kubelet and kwok bodies).
+# Minimisation is capped: the default 60s stalls fuzzing on a binary this large.
+fuzz-short:
+	$(GO) test -run='^$$' -fuzz=FuzzAppendBody -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
+
+fuzz:
+	$(MAKE) fuzz-short FUZZTIME=5m
+
+# End-to-end tests on a real control plane (built once into ~/.cache/kmetrics).
+e2e: build cluster-bins
+	$(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+
+cluster-bins:
+	bash hack/build-cluster-bins.sh
+
+# Benchmarks; writes the report to bench.out (figures go to docs/benchmarks.md).
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -count=5 ./pkg/... | tee bench.out
+
+demo:
+	bash hack/demo.sh up
+
+demo-down:
+	bash hack/demo.sh down
+
+clean:
+	rm -rf bin .state .e2e.log bench.out

@@ -1,0 +1,72 @@
+package scraper
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	promstorage "github.com/prometheus/prometheus/storage"
+)
+
+// countingAppender counts appends. The fuzz target needs to see every call
+// (a real TSDB hides refused ones) at fuzzing speed.
+type countingAppender struct {
+	promstorage.Appender // nil: only Append is used by the decoder
+	appends              int
+	ref                  promstorage.SeriesRef
+}
+
+func (a *countingAppender) Append(_ promstorage.SeriesRef, l labels.Labels, _ int64, _ float64) (promstorage.SeriesRef, error) {
+	if l.Get("job") == "" || l.Get("node") == "" || l.Get(labels.MetricName) == "" {
+		return 0, errors.New("series without target labels or name")
+	}
+	a.appends++
+	a.ref++
+	return a.ref, nil
+}
+
+// FuzzAppendBody feeds arbitrary bodies to the decoder: it must never panic,
+// must append nothing from a body it rejects, and must hand the index only
+// fully-labelled containers.
+func FuzzAppendBody(f *testing.F) {
+	kwok, err := os.ReadFile("testdata/kwok-resource.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(kwok, false)
+	f.Add(kubeletBody("", 3, 2, 1700000000000, steadyCPU(1700000000000)), false)
+	f.Add([]byte("# TYPE a counter\na_total{x=\"1\"} 1\n# EOF\n"), true)
+	f.Add([]byte("container_cpu_usage_seconds_total{pod=\"p\",namespace=\"n\"} NaN\n"), false)
+	f.Add([]byte("node_cpu_usage_seconds_total -Inf 1\nnode_cpu_usage_seconds_total 1 2\n"), false)
+	f.Fuzz(func(t *testing.T, body []byte, openMetrics bool) {
+		ct := "text/plain; version=0.0.4; charset=utf-8"
+		if openMetrics {
+			ct = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+		}
+		tg := newTarget("node", "127.0.0.1:10250", "/metrics/resource")
+		for round := 0; round < 2; round++ { // the second round runs on the series cache
+			app := &countingAppender{}
+			res, err := tg.appendBody(app, body, ct, time.Unix(1700000000, int64(round)*15e9))
+			if err != nil {
+				if strings.Contains(err.Error(), "panic") {
+					t.Fatalf("parser panicked: %v", err)
+				}
+				if app.appends != 0 {
+					t.Fatalf("rejected body appended %d samples: %v", app.appends, err)
+				}
+				continue
+			}
+			if res.appended+res.outOfOrder != res.samples {
+				t.Fatalf("appended %d + refused %d != parsed %d", res.appended, res.outOfOrder, res.samples)
+			}
+			for _, c := range res.containers {
+				if c.Namespace == "" || c.Pod == "" || c.Container == "" {
+					t.Fatalf("container with a missing label reached the index: %+v", c)
+				}
+			}
+		}
+	})
+}
