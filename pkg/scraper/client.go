@@ -131,4 +131,3 @@ func readLimited(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 		}
 	}
 }
-

@@ -41,10 +41,10 @@ var resourceKinds = map[string]resourceKind{
 // seriesEntry caches what one exposed series maps to, keyed by its raw text,
 // so a steady-state scrape parses no labels and looks up no series.
 type seriesEntry struct {
-	lset     labels.Labels
-	ref      promstorage.SeriesRef
-	kind     resourceKind
-	slot     *containerSlot // for container series: shared by the container's series
+	lset labels.Labels
+	ref  promstorage.SeriesRef
+	kind resourceKind
+	slot *containerSlot // for container series: shared by the container's series
 	// lastSeen is the generation of the last successful scrape that reported
 	// the series (0: none yet); parsed the number of the last parse that did.
 	lastSeen, parsed uint64
