@@ -39,6 +39,9 @@ func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIS
 	for _, c := range deps.Live {
 		cfg.AddLivezChecks(namedCheck(c))
 	}
+	cfg.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
+		return genericapiserver.DefaultBuildHandlerChain(validateSelectors(apiHandler), c)
+	}
 	srv, err := cfg.Complete(nil).New("kmetrics", genericapiserver.NewEmptyDelegate())
 	if err != nil {
 		return nil, err

@@ -22,13 +22,13 @@ type Usage struct {
 }
 
 // observeCPU records a cumulative CPU point. A point no newer than the latest
-// is ignored; a counter that went down, or a later start time, is a restart,
-// after which the old point must not be used for a rate.
+// is ignored; a newer one whose counter went down, or a later start time, is
+// a restart, after which the old point must not be used for a rate.
 func (u *Usage) observeCPU(p Point, startTime int64) {
-	restarted := (startTime > 0 && u.StartTime > 0 && startTime > u.StartTime) ||
-		(u.HasCPU && p.V < u.CPU[1].V)
+	newStart := startTime > 0 && u.StartTime > 0 && startTime > u.StartTime
 	switch {
-	case !u.HasCPU || restarted:
+	case !u.HasCPU || newStart || (p.T > u.CPU[1].T && p.V < u.CPU[1].V):
+		// First point, or a restart: the old point must not be used for a rate.
 		u.CPU = [2]Point{{}, p}
 		u.HasCPU, u.HasPrevCPU = true, false
 	case p.T > u.CPU[1].T:
