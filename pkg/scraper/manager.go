@@ -62,6 +62,10 @@ type Manager struct {
 type nodeLoop struct {
 	cancel context.CancelFunc
 	done   chan struct{}
+	// retire is set when the node left (deleted or deselected): its series
+	// end and the index forgets it. A process shutdown does neither, so a
+	// restart serves the last scrapes from the TSDB.
+	retire atomic.Bool
 }
 
 // NewManager builds a manager; Run starts it.
@@ -92,10 +96,7 @@ func NewManager(cfg Config, nodes corelisters.NodeLister, db Appendable, index I
 // Run registers with the node informer and scrapes until ctx ends, then
 // stops every loop.
 func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) error {
-	m.mu.Lock()
-	m.ctx = ctx
-	m.mu.Unlock()
-	m.lastScrape.Store(time.Now().UnixNano())
+	m.start(ctx)
 	sync := func(obj interface{}) {
 		if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = tomb.Obj
@@ -114,13 +115,26 @@ func (m *Manager) Run(ctx context.Context, informer cache.SharedIndexInformer) e
 	}
 	<-ctx.Done()
 	_ = informer.RemoveEventHandler(reg)
+	m.shutdown()
+	return nil
+}
+
+func (m *Manager) start(ctx context.Context) {
+	m.mu.Lock()
+	m.ctx = ctx
+	m.mu.Unlock()
+	m.lastScrape.Store(time.Now().UnixNano())
+}
+
+// shutdown stops every loop and waits for them. Nodes are not retired: their
+// last scrapes stay current in the TSDB for the next start.
+func (m *Manager) shutdown() {
 	m.mu.Lock()
 	for name := range m.loops {
-		m.stopLocked(name)
+		m.stopLocked(name, false)
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
-	return nil
 }
 
 // sync starts or stops a node's loop after the node changed.
@@ -139,20 +153,21 @@ func (m *Manager) sync(name string) {
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
-			m.runLoop(ctx, name, l.done)
+			m.runLoop(ctx, name, l)
 		}()
 		activeTargets.Set(float64(len(m.loops)))
 	case !want && running:
 		if err != nil && !apierrors.IsNotFound(err) {
 			klog.ErrorS(err, "Reading node from cache", "node", name)
 		}
-		m.stopLocked(name)
+		m.stopLocked(name, true)
 	}
 }
 
-func (m *Manager) stopLocked(name string) {
+func (m *Manager) stopLocked(name string, retire bool) {
 	l := m.loops[name]
 	delete(m.loops, name)
+	l.retire.Store(retire)
 	l.cancel()
 	activeTargets.Set(float64(len(m.loops)))
 }
@@ -160,10 +175,14 @@ func (m *Manager) stopLocked(name string) {
 // runLoop scrapes one node every resolution, starting at an offset derived
 // from its name: scrapes spread over the interval, and each node keeps an
 // even spacing between its own points (what the CPU rate is computed over).
-func (m *Manager) runLoop(ctx context.Context, name string, done chan struct{}) {
-	defer close(done)
+func (m *Manager) runLoop(ctx context.Context, name string, l *nodeLoop) {
+	defer close(l.done)
 	var t *target
-	defer func() { m.retire(name, t) }()
+	defer func() {
+		if l.retire.Load() {
+			m.retire(name, t)
+		}
+	}()
 	timer := time.NewTimer(offsetFor(name, m.resolution))
 	defer timer.Stop()
 	for {

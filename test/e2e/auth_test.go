@@ -1,0 +1,122 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// direct calls kmetrics itself (not through the aggregator).
+func direct(t *testing.T, path, token string, cert *tls.Certificate) (int, string) {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "kmetrics.kube-system.svc"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+kmetricsPort+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func serviceAccountToken(t *testing.T, ns, name string) string {
+	t.Helper()
+	_, _ = kubectl("-n", ns, "create", "serviceaccount", name)
+	return strings.TrimSpace(mustKubectl(t, "-n", ns, "create", "token", name, "--duration", "1h"))
+}
+
+func TestDirectRequestsNeedAuth(t *testing.T) {
+	const nodes = "/apis/metrics.k8s.io/v1beta1/nodes"
+	nobody := serviceAccountToken(t, "default", "e2e-nobody")
+	viewer := serviceAccountToken(t, "default", "e2e-viewer")
+	_, _ = kubectl("create", "clusterrolebinding", "e2e-viewer", "--clusterrole=view", "--serviceaccount=default:e2e-viewer")
+	admin, err := tls.LoadX509KeyPair(filepath.Join(state, "certs", "admin.crt"), filepath.Join(state, "certs", "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path, token string
+		cert              *tls.Certificate
+		want              int
+	}{
+		{name: "anonymous", path: nodes, want: http.StatusForbidden},
+		{name: "forged token", path: nodes, token: "not-a-real-token", want: http.StatusUnauthorized},
+		{name: "service account without RBAC", path: nodes, token: nobody, want: http.StatusForbidden},
+		{name: "view role (aggregated-metrics-reader)", path: nodes, token: viewer, want: http.StatusOK},
+		{name: "cluster admin certificate", path: nodes, cert: &admin, want: http.StatusOK},
+		{name: "self-metrics need rights", path: "/metrics", want: http.StatusForbidden},
+		{name: "self-metrics for admin", path: "/metrics", cert: &admin, want: http.StatusOK},
+		{name: "readyz for probes", path: "/readyz", want: http.StatusOK},
+		{name: "livez for probes", path: "/livez", want: http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			// RBAC and the token cache settle within seconds.
+			eventually(t, 20*time.Second, tc.name, func() error {
+				if code, body := direct(t, tc.path, tc.token, tc.cert); code != tc.want {
+					return fmt.Errorf("status %d, want %d: %.200s", code, tc.want, body)
+				}
+				return nil
+			})
+		})
+	}
+	t.Run("self-metrics content", func(t *testing.T) {
+		_, body := direct(t, "/metrics", "", &admin)
+		for _, m := range []string{"kmetrics_kubelet_scrape_duration_seconds_bucket{node=\"kwok-node-1\"", "prometheus_tsdb_head_series ", "kmetrics_index_pods ", "apiserver_request_duration_seconds"} {
+			if !strings.Contains(body, m) {
+				t.Errorf("/metrics lacks %s", m)
+			}
+		}
+	})
+}
+
+func TestDeployManifests(t *testing.T) {
+	out := mustKubectl(t, "apply", "-k", filepath.Join(root, "deploy"), "--dry-run=server")
+	for _, kind := range []string{"serviceaccount/kmetrics", "clusterrole.rbac.authorization.k8s.io/system:kmetrics",
+		"statefulset.apps/kmetrics", "apiservice.apiregistration.k8s.io/v1beta1.metrics.k8s.io"} {
+		if !strings.Contains(out, kind) {
+			t.Errorf("dry-run output lacks %s:\n%s", kind, out)
+		}
+	}
+	// The RBAC was applied for real by hack/cluster.sh; check what it grants.
+	sa := "system:serviceaccount:kube-system:kmetrics"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get", "nodes", "--subresource=metrics", "--as=" + sa}, "yes"},
+		{[]string{"watch", "pods", "--as=" + sa}, "yes"},
+		{[]string{"create", "tokenreviews.authentication.k8s.io", "--as=" + sa}, "yes"},
+		{[]string{"get", "configmaps/extension-apiserver-authentication", "-n", "kube-system", "--as=" + sa}, "yes"},
+		{[]string{"delete", "pods", "--as=" + sa}, "no"},
+		{[]string{"list", "pods.metrics.k8s.io", "--as=system:serviceaccount:default:e2e-viewer"}, "yes"},
+	} {
+		got, _ := kubectl(append([]string{"auth", "can-i"}, c.args...)...)
+		if strings.TrimSpace(got) != c.want {
+			t.Errorf("auth can-i %v = %q, want %q", c.args, strings.TrimSpace(got), c.want)
+		}
+	}
+}

@@ -1,0 +1,60 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHPAScalesOnCPU lets the real HPA controller scale a Deployment on CPU
+// utilisation read through kmetrics: up when its pods use 250% of their
+// request, down once the usage annotation is lowered.
+func TestHPAScalesOnCPU(t *testing.T) {
+	const ns = "e2e-hpa"
+	deployment(t, ns, "app", 1, "250m", "64Mi", "100m")
+	// As with metrics-server, a pod has CPU usage after two scrapes; an HPA
+	// created before that reports FailedGetResourceMetric once. Start it
+	// after, so any such event below is kmetrics' fault.
+	eventually(t, 60*time.Second, "the first pod served", func() error {
+		if rows := parseTop(mustKubectlNoFail("-n", ns, "top", "pods")); len(rows) != 1 {
+			return fmt.Errorf("%d pods served", len(rows))
+		}
+		return nil
+	})
+	mustKubectl(t, "-n", ns, "autoscale", "deployment", "app", "--cpu-percent=50", "--min=1", "--max=4")
+
+	replicas := func(want string) func() error {
+		return func() error {
+			got, err := kubectl("-n", ns, "get", "deployment", "app", "-o", "jsonpath={.spec.replicas}")
+			if err != nil {
+				return err
+			}
+			if got != want {
+				hpa, _ := kubectl("-n", ns, "get", "hpa", "app", "--no-headers")
+				return fmt.Errorf("replicas %s, want %s (hpa: %s)", got, want, strings.TrimSpace(hpa))
+			}
+			return nil
+		}
+	}
+	eventually(t, 3*time.Minute, "the HPA scales up to 4", replicas("4"))
+	active := mustKubectl(t, "-n", ns, "get", "hpa", "app", "-o", `jsonpath={.status.conditions[?(@.type=="ScalingActive")].status}`)
+	if active != "True" {
+		t.Fatalf("ScalingActive = %q, want True", active)
+	}
+
+	mustKubectl(t, "-n", ns, "annotate", "pods", "-l", "app=app", "kwok.x-k8s.io/usage-cpu=10m", "--overwrite")
+	eventually(t, 3*time.Minute, "the HPA scales down to 1", replicas("1"))
+
+	events := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale",
+		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
+	if !strings.Contains(events, "New size: 4") || !strings.Contains(events, "New size: 1") {
+		t.Fatalf("rescale events lack the way up and down:\n%s", events)
+	}
+	if failed := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=FailedGetResourceMetric",
+		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"); failed != "" {
+		t.Errorf("the HPA failed to get metrics:\n%s", failed)
+	}
+}

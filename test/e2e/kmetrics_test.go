@@ -1,0 +1,60 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// kmetrics is the kmetrics binary running against the e2e cluster as its
+// ServiceAccount (so deploy/'s RBAC is what it has).
+type kmetrics struct {
+	cmd  *exec.Cmd
+	done chan error
+	log  string
+}
+
+func tsdbDir() string { return filepath.Join(state, "tsdb") }
+
+func startKmetrics() (*kmetrics, error) {
+	log := filepath.Join(state, "logs", "kmetrics.log")
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	certs := filepath.Join(state, "certs")
+	cmd := exec.Command(filepath.Join(root, "bin", "kmetrics"),
+		"--kubeconfig", filepath.Join(state, "kmetrics.kubeconfig"),
+		"--bind-address", "127.0.0.1", "--secure-port", kmetricsPort,
+		"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
+		"--storage.tsdb.path", tsdbDir(),
+		"--metric-resolution", resolution.String(), "--kubelet-request-timeout", "5s",
+	)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting kmetrics: %w", err)
+	}
+	k := &kmetrics{cmd: cmd, done: make(chan error, 1), log: log}
+	go func() { k.done <- cmd.Wait(); f.Close() }()
+	if _, err := kubectl("wait", "--for=condition=Available", "apiservice/v1beta1.metrics.k8s.io", "--timeout=60s"); err != nil {
+		return k, fmt.Errorf("kmetrics APIService not available (log %s): %w", log, err)
+	}
+	return k, nil
+}
+
+// stop signals kmetrics and waits for it to exit.
+func (k *kmetrics) stop(sig os.Signal) {
+	_ = k.cmd.Process.Signal(sig)
+	select {
+	case <-k.done:
+	case <-time.After(30 * time.Second):
+		_ = k.cmd.Process.Signal(syscall.SIGKILL)
+		<-k.done
+	}
+}

@@ -1,0 +1,75 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKubectlTop(t *testing.T) {
+	deployment(t, "e2e-top", "web", 3, "300m", "96Mi", "100m")
+	deployment(t, "e2e-top", "batch", 1, "700m", "256Mi", "100m")
+	want := map[string][2]float64{"web": {300, 96}, "batch": {700, 256}}
+
+	eventually(t, 90*time.Second, "kubectl top pods --containers shows every pod at its usage", func() error {
+		out, err := kubectl("top", "pods", "-n", "e2e-top", "--containers")
+		if err != nil {
+			return err
+		}
+		rows := parseTop(out)
+		if len(rows) != 4 {
+			return fmt.Errorf("%d rows, want 4:\n%s", len(rows), out)
+		}
+		for _, r := range rows {
+			app := strings.SplitN(r["POD"], "-", 2)[0]
+			cpu, err1 := millicores(r["CPU(cores)"])
+			mem, err2 := mebibytes(r["MEMORY(bytes)"])
+			if err1 != nil || err2 != nil || r["NAME"] != "main" {
+				return fmt.Errorf("bad row %v", r)
+			}
+			if !within(cpu, want[app][0]) || mem != want[app][1] {
+				return fmt.Errorf("pod %s: %vm/%vMi, want %vm/%vMi", r["POD"], cpu, mem, want[app][0], want[app][1])
+			}
+		}
+		return nil
+	})
+
+	t.Run("label selector", func(t *testing.T) {
+		rows := parseTop(mustKubectl(t, "top", "pods", "-n", "e2e-top", "-l", "app=batch"))
+		if len(rows) != 1 || !strings.HasPrefix(rows[0]["NAME"], "batch-") {
+			t.Fatalf("-l app=batch gave %v", rows)
+		}
+	})
+	t.Run("all namespaces", func(t *testing.T) {
+		n := 0
+		for _, r := range parseTop(mustKubectl(t, "top", "pods", "-A")) {
+			if r["NAMESPACE"] == "e2e-top" {
+				n++
+			}
+		}
+		if n != 4 {
+			t.Fatalf("top pods -A lists %d e2e-top pods, want 4", n)
+		}
+	})
+	t.Run("nodes", func(t *testing.T) {
+		rows := parseTop(mustKubectl(t, "top", "nodes"))
+		if len(rows) != nodeCount {
+			t.Fatalf("%d nodes, want %d", len(rows), nodeCount)
+		}
+		var total float64
+		for _, r := range rows {
+			cpu, err := millicores(r["CPU(cores)"])
+			if err != nil {
+				t.Fatalf("node %s: %v", r["NAME"], err)
+			}
+			total += cpu
+		}
+		// kwok's node CPU is the sum of its pods' usage (at least ours).
+		if total < 0.9*(3*300+700) {
+			t.Fatalf("nodes use %vm in all, want at least the pods' %vm", total, 3*300+700)
+		}
+	})
+}
