@@ -14,7 +14,7 @@ import (
 
 // validateSelectors answers a request whose labelSelector or fieldSelector
 // does not parse with a 400 that names the parameter and repeats the value:
-// the generic error ("unable to parse requirement: found ''…") leaves users
+// the generic error ("unable to parse requirement: found ”…") leaves users
 // guessing which of their inputs was wrong. It runs after authentication and
 // authorization, inside the generic handler chain.
 func validateSelectors(next http.Handler) http.Handler {
@@ -38,4 +38,3 @@ func validateSelectors(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
