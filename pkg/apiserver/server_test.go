@@ -62,6 +62,12 @@ func startServer(t *testing.T) *testServer {
 			Labels: map[string]string{"app": strings.Split(p, "-")[0]}}})
 	}
 
+	return serve(t, index, nodes, pods)
+}
+
+// serve runs the server over the given index and listers.
+func serve(t testing.TB, index *storage.Index, nodes, pods cache.Indexer) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +123,7 @@ func startServer(t *testing.T) *testServer {
 	}
 }
 
-func (s *testServer) get(t *testing.T, path, accept string) (int, []byte) {
+func (s *testServer) get(t testing.TB, path, accept string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
 	if accept != "" {

@@ -253,9 +253,10 @@ func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *targe
 
 	start := time.Now()
 	fctx, cancel := context.WithTimeout(ctx, m.timeout)
-	body, contentType, err := m.client.fetch(fctx, u, t.buf)
+	bp := bodyBuffers.Get().(*[]byte)
+	body, contentType, err := m.client.fetch(fctx, u, (*bp)[:0])
 	cancel()
-	t.keepBuffer(body)
+	defer putBuffer(bp, body)
 	if err != nil {
 		if ctx.Err() != nil {
 			return t

@@ -1,6 +1,7 @@
 package scraper
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -13,15 +14,20 @@ var reportNames = [...]string{"up", "scrape_duration_seconds", "scrape_samples_s
 func (t *target) instance() string { return t.targetLabels.Get("instance") }
 func (t *target) path() string     { return t.targetLabels.Get("metrics_path") }
 
-// maxKeptBuffer bounds the body buffer a target keeps between scrapes, so
-// one huge response does not pin its memory for the node's lifetime.
-const maxKeptBuffer = 4 << 20
+// bodyBuffers holds response buffers between scrapes. Shared by all nodes
+// (only scrapes in flight hold one), and nothing parsed keeps a reference
+// into a body, so a buffer is reused as soon as its scrape is stored.
+var bodyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
-func (t *target) keepBuffer(b []byte) {
-	if cap(b) > maxKeptBuffer {
-		b = nil
+// maxPooledBuffer keeps one huge response from pinning its memory.
+const maxPooledBuffer = 4 << 20
+
+func putBuffer(bp *[]byte, b []byte) {
+	if cap(b) > maxPooledBuffer {
+		return
 	}
-	t.buf = b[:0]
+	*bp = b[:0]
+	bodyBuffers.Put(bp)
 }
 
 // appendReport appends up, scrape_duration_seconds and scrape_samples_scraped.

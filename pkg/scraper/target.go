@@ -90,7 +90,6 @@ type target struct {
 	samples      []parsedSample
 	containers   []storage.ContainerSample
 	builder      labels.Builder
-	buf          []byte
 	report       [len(reportNames)]*seriesEntry
 }
 
