@@ -69,10 +69,20 @@ kubectl top pods -A
 step "The HPA's view: GET /apis/metrics.k8s.io/v1beta1/namespaces/demo/pods?labelSelector=app=worker"
 kubectl get --raw "/apis/metrics.k8s.io/v1beta1/namespaces/demo/pods?labelSelector=app%3Dworker"; echo
 
+step "A PromQL query (what a Grafana panel asks): CPU cores per pod in demo, from the TSDB"
+C=$STATE/certs
+curl -sf --cacert "$C/ca.crt" --cert "$C/admin.crt" --key "$C/admin.key" \
+  "https://127.0.0.1:$PORT/prometheus/api/v1/query" \
+  --data-urlencode 'query=sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="demo"}[1m]))' \
+  | jq -r '.data.result[] | "\(.metric.pod)\t\(.value[1] | tonumber * 1000 | round)m"'
+
 cat <<MSG
 
 kmetrics is running (log: $STATE/logs/kmetrics.log, TSDB: $STATE/tsdb).
 Use your own kubectl:   export KUBECONFIG=$STATE/admin.kubeconfig
 Change a pod's load:    kubectl -n demo annotate pod <pod> kwok.x-k8s.io/usage-cpu=900m --overwrite
+Query API (Grafana data source URL https://127.0.0.1:$PORT/prometheus):
+  curl --cacert $C/ca.crt --cert $C/admin.crt --key $C/admin.key \\
+    https://127.0.0.1:$PORT/prometheus/api/v1/query --data-urlencode 'query=up'
 Tear it all down:       make demo-down
 MSG

@@ -161,8 +161,12 @@ func run(ctx context.Context, o *options) error {
 		Pods:         pods.Lister(),
 		Nodes:        nodes.Lister(),
 		NodeSelector: requirements,
-		Ready:        []apiserver.Check{{Name: "informers-synced", Fn: synced}, {Name: "metrics-indexed", Fn: hasData}},
-		Live:         []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
+		Query: apiserver.NewQueryAPI(db.TSDB(), apiserver.QueryOptions{
+			Timeout: o.queryTimeout, MaxSamples: o.queryMaxSamples, MaxConcurrency: o.queryMaxConcurrency,
+			LookbackDelta: o.queryLookbackDelta, Version: version,
+		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
+		Ready: []apiserver.Check{{Name: "informers-synced", Fn: synced}, {Name: "metrics-indexed", Fn: hasData}},
+		Live:  []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
 	})
 	if err != nil {
 		return err

@@ -38,6 +38,11 @@ type options struct {
 	tsdbRetentionTime model.Duration
 	tsdbRetentionSize string
 
+	queryTimeout        time.Duration
+	queryMaxSamples     int
+	queryMaxConcurrency int
+	queryLookbackDelta  time.Duration
+
 	server  *apiserver.Options
 	logging *logs.Options
 }
@@ -52,6 +57,10 @@ func newOptions() *options {
 		maxConcurrentScrapes:    50,
 		tsdbPath:                "/var/lib/kmetrics",
 		tsdbRetentionTime:       model.Duration(15 * 24 * time.Hour),
+		queryTimeout:            2 * time.Minute,
+		queryMaxSamples:         50000000,
+		queryMaxConcurrency:     20,
+		queryLookbackDelta:      5 * time.Minute,
 		server:                  apiserver.NewOptions(),
 		logging:                 logs.NewOptions(),
 	}
@@ -81,6 +90,12 @@ func (o *options) flags() flag.NamedFlagSets {
 	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")
 	ss.Var(&o.tsdbRetentionTime, "storage.tsdb.retention.time", "How long samples are kept (Prometheus duration, e.g. 15d).")
 	ss.StringVar(&o.tsdbRetentionSize, "storage.tsdb.retention.size", "", "Largest size of persisted blocks before the oldest are deleted (e.g. 512MB); empty means no limit.")
+
+	qs := fss.FlagSet("query")
+	qs.DurationVar(&o.queryTimeout, "query.timeout", o.queryTimeout, "Longest a PromQL query may run.")
+	qs.IntVar(&o.queryMaxSamples, "query.max-samples", o.queryMaxSamples, "Most samples one query may load into memory; more is a 422 error, not an OOM.")
+	qs.IntVar(&o.queryMaxConcurrency, "query.max-concurrency", o.queryMaxConcurrency, "Query API requests served at once; more get 503.")
+	qs.DurationVar(&o.queryLookbackDelta, "query.lookback-delta", o.queryLookbackDelta, "How far back an instant selector looks for a sample.")
 
 	o.server.AddFlags(&fss)
 	logsapi.AddFlags(o.logging, fss.FlagSet("logging"))
@@ -118,6 +133,9 @@ func (o *options) validate() []error {
 	}
 	if o.maxConcurrentScrapes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-scrapes must be positive"))
+	}
+	if o.queryTimeout <= 0 || o.queryMaxSamples <= 0 || o.queryLookbackDelta <= 0 {
+		errs = append(errs, fmt.Errorf("--query.timeout, --query.max-samples and --query.lookback-delta must be positive"))
 	}
 	if _, err := o.retentionBytes(); err != nil {
 		errs = append(errs, err)

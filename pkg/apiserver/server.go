@@ -20,6 +20,10 @@ type Deps struct {
 	Pods         cache.GenericLister
 	Nodes        corelisters.NodeLister
 	NodeSelector []labels.Requirement
+	// Query, when set, is the Prometheus HTTP API, mounted at QueryPrefix
+	// behind the same authentication and authorization (a non-resource
+	// path: RBAC nonResourceURLs /prometheus/api/v1/*, verbs get and post).
+	Query http.Handler
 	// Ready and Live back /readyz and /livez beyond the server's own checks.
 	Ready, Live []Check
 }
@@ -48,6 +52,9 @@ func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIS
 	}
 	if err := api.Install(deps.Resource, deps.Pods, deps.Nodes, srv, deps.NodeSelector); err != nil {
 		return nil, err
+	}
+	if deps.Query != nil {
+		srv.Handler.NonGoRestfulMux.HandlePrefix(QueryPrefix+"/", deps.Query)
 	}
 	return srv, nil
 }

@@ -18,9 +18,9 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	msscraper "sigs.k8s.io/metrics-server/pkg/scraper"
 	msclient "sigs.k8s.io/metrics-server/pkg/scraper/client"
 	msresource "sigs.k8s.io/metrics-server/pkg/scraper/client/resource"
-	msscraper "sigs.k8s.io/metrics-server/pkg/scraper"
 	msstorage "sigs.k8s.io/metrics-server/pkg/storage"
 
 	"github.com/kmetrics/kmetrics/pkg/storage"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +18,10 @@ import (
 
 // direct calls kmetrics itself (not through the aggregator).
 func direct(t *testing.T, path, token string, cert *tls.Certificate) (int, string) {
+	return directRequest(t, http.MethodGet, path, nil, token, cert)
+}
+
+func directRequest(t *testing.T, method, path string, form url.Values, token string, cert *tls.Certificate) (int, string) {
 	t.Helper()
 	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
 	if err != nil {
@@ -29,7 +34,14 @@ func direct(t *testing.T, path, token string, cert *tls.Certificate) (int, strin
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-	req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+kmetricsPort+path, nil)
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, "https://127.0.0.1:"+kmetricsPort+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -53,15 +65,26 @@ func TestDirectRequestsNeedAuth(t *testing.T) {
 	nobody := serviceAccountToken(t, "default", "e2e-nobody")
 	viewer := serviceAccountToken(t, "default", "e2e-viewer")
 	_, _ = kubectl("create", "clusterrolebinding", "e2e-viewer", "--clusterrole=view", "--serviceaccount=default:e2e-viewer")
+	grafana := serviceAccountToken(t, "default", "e2e-grafana")
+	_, _ = kubectl("create", "clusterrolebinding", "e2e-grafana", "--clusterrole=kmetrics:query-reader", "--serviceaccount=default:e2e-grafana")
 	admin, err := tls.LoadX509KeyPair(filepath.Join(state, "certs", "admin.crt"), filepath.Join(state, "certs", "admin.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	const query = "/prometheus/api/v1/query?query=up"
 	tests := []struct {
 		name, path, token string
 		cert              *tls.Certificate
+		form              url.Values
 		want              int
 	}{
+		{name: "query API anonymous", path: query, want: http.StatusForbidden},
+		{name: "query API forged token", path: query, token: "not-a-real-token", want: http.StatusUnauthorized},
+		{name: "query API without the query role", path: query, token: viewer, want: http.StatusForbidden},
+		{name: "query API with kmetrics:query-reader", path: query, token: grafana, want: http.StatusOK},
+		{name: "query API POST (Grafana's default)", path: "/prometheus/api/v1/query", form: url.Values{"query": {"1+1"}, "time": {"4"}}, token: grafana, want: http.StatusOK},
+		{name: "query API bad PromQL", path: "/prometheus/api/v1/query?query=sum(", token: grafana, want: http.StatusBadRequest},
+		{name: "query API admin route", path: "/prometheus/api/v1/status/tsdb", token: grafana, want: http.StatusNotFound},
 		{name: "anonymous", path: nodes, want: http.StatusForbidden},
 		{name: "forged token", path: nodes, token: "not-a-real-token", want: http.StatusUnauthorized},
 		{name: "service account without RBAC", path: nodes, token: nobody, want: http.StatusForbidden},
@@ -76,7 +99,11 @@ func TestDirectRequestsNeedAuth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// RBAC and the token cache settle within seconds.
 			eventually(t, 20*time.Second, tc.name, func() error {
-				if code, body := direct(t, tc.path, tc.token, tc.cert); code != tc.want {
+				method := http.MethodGet
+				if tc.form != nil {
+					method = http.MethodPost
+				}
+				if code, body := directRequest(t, method, tc.path, tc.form, tc.token, tc.cert); code != tc.want {
 					return fmt.Errorf("status %d, want %d: %.200s", code, tc.want, body)
 				}
 				return nil
@@ -119,4 +146,13 @@ func TestDeployManifests(t *testing.T) {
 			t.Errorf("auth can-i %v = %q, want %q", c.args, strings.TrimSpace(got), c.want)
 		}
 	}
+}
+
+func adminCert(t *testing.T) tls.Certificate {
+	t.Helper()
+	c, err := tls.LoadX509KeyPair(filepath.Join(state, "certs", "admin.crt"), filepath.Join(state, "certs", "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -3,7 +3,10 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +40,38 @@ func TestKubectlTop(t *testing.T) {
 		return nil
 	})
 
+	t.Run("the query API shows what the HPA sees", func(t *testing.T) {
+		admin := adminCert(t)
+		top := map[string]float64{}
+		for _, r := range parseTop(mustKubectl(t, "top", "pods", "-n", "e2e-top")) {
+			top[r["NAME"]], _ = millicores(r["CPU(cores)"])
+		}
+		q := url.Values{"query": {`sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))`}}
+		code, body := direct(t, "/prometheus/api/v1/query?"+q.Encode(), "", &admin)
+		if code != 200 {
+			t.Fatalf("query: %d %s", code, body)
+		}
+		var resp struct {
+			Data struct {
+				Result []struct {
+					Metric map[string]string `json:"metric"`
+					Value  [2]any            `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Data.Result) != len(top) {
+			t.Fatalf("query returned %d pods, kubectl top %d", len(resp.Data.Result), len(top))
+		}
+		for _, r := range resp.Data.Result {
+			v, _ := strconv.ParseFloat(r.Value[1].(string), 64)
+			if !within(v*1000, top[r.Metric["pod"]]) {
+				t.Errorf("pod %s: query %.0fm, kubectl top %.0fm", r.Metric["pod"], v*1000, top[r.Metric["pod"]])
+			}
+		}
+	})
 	t.Run("label selector", func(t *testing.T) {
 		rows := parseTop(mustKubectl(t, "top", "pods", "-n", "e2e-top", "-l", "app=batch"))
 		if len(rows) != 1 || !strings.HasPrefix(rows[0]["NAME"], "batch-") {

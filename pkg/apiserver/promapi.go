@@ -1,0 +1,181 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+
+	grafanaregexp "github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/scrape"
+	promstorage "github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+)
+
+// QueryPrefix is where the Prometheus HTTP API is served (Grafana's data
+// source URL is https://<kmetrics>/prometheus). Not /api/v1: Kubernetes'
+// default system:discovery role lets every authenticated user GET /api/*,
+// which would open every query to every service account.
+const QueryPrefix = "/prometheus/api/v1"
+
+// QueryOptions bound what one query may cost.
+type QueryOptions struct {
+	Timeout        time.Duration
+	MaxSamples     int
+	MaxConcurrency int
+	LookbackDelta  time.Duration
+	Version        string
+}
+
+// Queryable is the TSDB the query API reads.
+type Queryable interface {
+	promstorage.SampleAndChunkQueryable
+	promstorage.ExemplarQueryable
+}
+
+// servedRoutes are the endpoints of Prometheus' API kmetrics serves, what
+// Grafana's data source uses; everything else (admin, remote write, targets,
+// config…) is 404.
+var servedRoutes = []string{
+	"/query", "/query_range", "/query_exemplars", "/series", "/labels",
+	"/metadata", "/status/buildinfo", "/rules", "/alerts", "/format_query", "/parse_query",
+}
+
+var labelValuesRoute = regexp.MustCompile(`^/label/[^/]+/values$`)
+
+// NewQueryAPI builds the Prometheus HTTP API (Prometheus' own web/api/v1, so
+// JSON, errors and parameter handling are exactly Prometheus') over db.
+// This file is the only place that knows NewAPI's long, version-specific
+// signature.
+func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:               logger,
+		MaxSamples:           o.MaxSamples,
+		Timeout:              o.Timeout,
+		LookbackDelta:        o.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+	})
+	reg := prometheus.NewRegistry()
+	api := v1.NewAPI(
+		engine, db, nil, nil, db,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func() config.Config { return config.DefaultConfig },
+		map[string]string{},
+		v1.GlobalURLOptions{},
+		func(f http.HandlerFunc) http.HandlerFunc { return f },
+		noAdmin{},
+		"", false, false, 0,
+		logger,
+		func(context.Context) v1.RulesRetriever { return noRules{} },
+		0, 0, 0,
+		false,
+		grafanaregexp.MustCompile(`^$`), // no CORS: Grafana queries from its backend
+		func() (v1.RuntimeInfo, error) { return v1.RuntimeInfo{GoroutineCount: runtime.NumGoroutine()}, nil },
+		&v1.PrometheusVersion{Version: o.Version, GoVersion: runtime.Version()},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		reg, reg,
+		v1.DefaultStatsRenderer,
+		false, nil,
+		false, false, false,
+		false,
+		o.LookbackDelta,
+		false, false,
+		nil,
+		nil,
+		v1.OpenAPIOptions{},
+		parser.NewParser(parser.Options{}),
+	)
+	router := route.New()
+	api.Register(router)
+	return limitConcurrency(allowListed(router), o.MaxConcurrency)
+}
+
+func allowListed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.TrimPrefix(r.URL.Path, QueryPrefix)
+		ok := labelValuesRoute.MatchString(p)
+		for _, s := range servedRoutes {
+			ok = ok || p == s
+		}
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		r2 := r.Clone(r.Context())
+		r2.URL = &url.URL{Path: p, RawQuery: r.URL.RawQuery}
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// limitConcurrency answers 503 when n requests are already running, rather
+// than queueing work that may exhaust memory.
+func limitConcurrency(next http.Handler, n int) http.Handler {
+	if n <= 0 {
+		return next
+	}
+	sem := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+			defer func() { <-sem }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"too many concurrent queries (--query.max-concurrency)"}`))
+		}
+	})
+}
+
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                                 { return nil }
+func (noTargets) TargetsActive() map[string][]*scrape.Target            { return nil }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target           { return nil }
+func (noTargets) TargetsDroppedCounts() map[string]int                  { return nil }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) { return nil, errNotServed }
+
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
+
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+
+var errNotServed = errors.New("not served by kmetrics")
+
+// noAdmin refuses the TSDB admin operations (their routes are not served).
+type noAdmin struct{}
+
+func (noAdmin) CleanTombstones() error                                         { return errNotServed }
+func (noAdmin) Delete(context.Context, int64, int64, ...*labels.Matcher) error { return errNotServed }
+func (noAdmin) Snapshot(string, bool) error                                    { return errNotServed }
+func (noAdmin) Stats(string, int) (*tsdb.Stats, error)                         { return nil, errNotServed }
+func (noAdmin) WALReplayStatus() (tsdb.WALReplayStatus, error) {
+	return tsdb.WALReplayStatus{}, errNotServed
+}
+func (noAdmin) BlockMetas() ([]tsdb.BlockMeta, error) { return nil, errNotServed }
