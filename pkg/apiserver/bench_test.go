@@ -37,10 +37,13 @@ func BenchmarkListPodMetrics(b *testing.B) {
 	}
 	s := serve(b, index, nodes, pods)
 	b.ResetTimer()
+	var size int
 	for i := 0; i < b.N; i++ {
 		code, body := s.get(b, "/apis/metrics.k8s.io/v1beta1/pods", "")
 		if code != http.StatusOK || len(body) < 10000*100 {
 			b.Fatalf("status %d, %d bytes", code, len(body))
 		}
+		size = len(body)
 	}
+	b.ReportMetric(float64(size), "resp-bytes")
 }
