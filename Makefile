@@ -33,7 +33,7 @@ fuzz:
 
 # End-to-end tests on a real control plane (built once into ~/.cache/kmetrics).
 e2e: build cluster-bins
-	$(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e 2>&1 | tee .e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	$(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh

@@ -73,6 +73,8 @@ build_kwok() {
 install_apt etcd etcd-server
 install_apt openssl openssl
 install_apt jq jq
+# For the end-to-end alerting test: a real Alertmanager.
+install_apt prometheus-alertmanager prometheus-alertmanager
 build_kwok
 build_kubernetes
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

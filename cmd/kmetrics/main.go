@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -29,6 +31,7 @@ import (
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
 	"github.com/kmetrics/kmetrics/pkg/provider"
+	"github.com/kmetrics/kmetrics/pkg/rules"
 	"github.com/kmetrics/kmetrics/pkg/scraper"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
@@ -137,6 +140,14 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
+	evaluator, err := rules.New(rules.Config{
+		Files: o.ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,
+		QueryTimeout: o.queryTimeout, MaxSamples: o.queryMaxSamples,
+	}, db.TSDB(), legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
+	if err != nil {
+		return err
+	}
+
 	cfg, err := o.server.Config()
 	if err != nil {
 		return err
@@ -164,6 +175,7 @@ func run(ctx context.Context, o *options) error {
 		Query: apiserver.NewQueryAPI(db.TSDB(), apiserver.QueryOptions{
 			Timeout: o.queryTimeout, MaxSamples: o.queryMaxSamples, MaxConcurrency: o.queryMaxConcurrency,
 			LookbackDelta: o.queryLookbackDelta, Version: version,
+			Rules: evaluator, Alertmanagers: evaluator,
 		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
 		Ready: []apiserver.Check{{Name: "informers-synced", Fn: synced}, {Name: "metrics-indexed", Fn: hasData}},
 		Live:  []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
@@ -181,9 +193,29 @@ func run(ctx context.Context, o *options) error {
 			klog.ErrorS(err, "Scrape manager stopped")
 		}
 	}()
+	rulesDone := make(chan struct{})
+	go func() {
+		defer close(rulesDone)
+		evaluator.Run(ctx)
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				klog.InfoS("SIGHUP: reloading rule files")
+				evaluator.Reload()
+			}
+		}
+	}()
 	klog.InfoS("Starting kmetrics", "version", version, "resolution", o.metricResolution, "tsdb", o.tsdbPath)
 	err = srv.PrepareRun().RunWithContext(ctx)
 	<-done
+	<-rulesDone
 	return err
 }
 

@@ -43,6 +43,11 @@ type options struct {
 	queryMaxConcurrency int
 	queryLookbackDelta  time.Duration
 
+	ruleFiles        []string
+	ruleInterval     time.Duration
+	alertmanagerURLs []string
+	externalURL      string
+
 	server  *apiserver.Options
 	logging *logs.Options
 }
@@ -61,6 +66,7 @@ func newOptions() *options {
 		queryMaxSamples:         50000000,
 		queryMaxConcurrency:     20,
 		queryLookbackDelta:      5 * time.Minute,
+		ruleInterval:            30 * time.Second,
 		server:                  apiserver.NewOptions(),
 		logging:                 logs.NewOptions(),
 	}
@@ -96,6 +102,12 @@ func (o *options) flags() flag.NamedFlagSets {
 	qs.IntVar(&o.queryMaxSamples, "query.max-samples", o.queryMaxSamples, "Most samples one query may load into memory; more is a 422 error, not an OOM.")
 	qs.IntVar(&o.queryMaxConcurrency, "query.max-concurrency", o.queryMaxConcurrency, "Query API requests served at once; more get 503.")
 	qs.DurationVar(&o.queryLookbackDelta, "query.lookback-delta", o.queryLookbackDelta, "How far back an instant selector looks for a sample.")
+
+	rs := fss.FlagSet("rules and alerts")
+	rs.StringSliceVar(&o.ruleFiles, "rules.file", nil, "Prometheus rule files or globs to evaluate (repeatable). Reloaded when they change and on SIGHUP; an invalid file is refused and the rules in force stay.")
+	rs.DurationVar(&o.ruleInterval, "rules.evaluation-interval", o.ruleInterval, "Evaluation interval of rule groups that set none.")
+	rs.StringSliceVar(&o.alertmanagerURLs, "alertmanager.url", nil, "Alertmanager base URL alerts are sent to, e.g. http://alertmanager:9093 (repeatable).")
+	rs.StringVar(&o.externalURL, "web.external-url", "", "URL alerts link back to (the query API as users reach it).")
 
 	o.server.AddFlags(&fss)
 	logsapi.AddFlags(o.logging, fss.FlagSet("logging"))
@@ -136,6 +148,9 @@ func (o *options) validate() []error {
 	}
 	if o.queryTimeout <= 0 || o.queryMaxSamples <= 0 || o.queryLookbackDelta <= 0 {
 		errs = append(errs, fmt.Errorf("--query.timeout, --query.max-samples and --query.lookback-delta must be positive"))
+	}
+	if o.ruleInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--rules.evaluation-interval must be positive"))
 	}
 	if _, err := o.retentionBytes(); err != nil {
 		errs = append(errs, err)

@@ -39,6 +39,9 @@ type QueryOptions struct {
 	MaxConcurrency int
 	LookbackDelta  time.Duration
 	Version        string
+	// Rules and Alertmanagers back /rules and /alerts; nil serves none.
+	Rules         v1.RulesRetriever
+	Alertmanagers v1.AlertmanagerRetriever
 }
 
 // Queryable is the TSDB the query API reads.
@@ -52,7 +55,7 @@ type Queryable interface {
 // config…) is 404.
 var servedRoutes = []string{
 	"/query", "/query_range", "/query_exemplars", "/series", "/labels",
-	"/metadata", "/status/buildinfo", "/rules", "/alerts", "/format_query", "/parse_query",
+	"/metadata", "/status/buildinfo", "/rules", "/alerts", "/alertmanagers", "/format_query", "/parse_query",
 }
 
 var labelValuesRoute = regexp.MustCompile(`^/label/[^/]+/values$`)
@@ -73,12 +76,20 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 	})
+	var rr v1.RulesRetriever = noRules{}
+	if o.Rules != nil {
+		rr = o.Rules
+	}
+	var ar v1.AlertmanagerRetriever = noAlertmanagers{}
+	if o.Alertmanagers != nil {
+		ar = o.Alertmanagers
+	}
 	reg := prometheus.NewRegistry()
 	api := v1.NewAPI(
 		engine, db, nil, nil, db,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
-		func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} },
+		func(context.Context) v1.AlertmanagerRetriever { return ar },
 		func() config.Config { return config.DefaultConfig },
 		map[string]string{},
 		v1.GlobalURLOptions{},
@@ -86,7 +97,7 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 		noAdmin{},
 		"", false, false, 0,
 		logger,
-		func(context.Context) v1.RulesRetriever { return noRules{} },
+		func(context.Context) v1.RulesRetriever { return rr },
 		0, 0, 0,
 		false,
 		grafanaregexp.MustCompile(`^$`), // no CORS: Grafana queries from its backend

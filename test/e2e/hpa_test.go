@@ -13,6 +13,9 @@ import (
 // utilisation read through kmetrics: up when its pods use 250% of their
 // request, down once the usage annotation is lowered.
 func TestHPAScalesOnCPU(t *testing.T) {
+	// Runs beside the other waiting tests, after the sequential ones that
+	// restart kmetrics or stop a node.
+	t.Parallel()
 	const ns = "e2e-hpa"
 	deployment(t, ns, "app", 1, "250m", "64Mi", "100m")
 	// As with metrics-server, a pod has CPU usage after two scrapes; an HPA

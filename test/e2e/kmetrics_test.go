@@ -34,6 +34,9 @@ func startKmetrics() (*kmetrics, error) {
 		"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
 		"--storage.tsdb.path", tsdbDir(),
 		"--metric-resolution", resolution.String(), "--kubelet-request-timeout", "5s",
+		// The shipped rules, alerts to the Alertmanager TestAlertReachesAlertmanager runs.
+		"--rules.file", filepath.Join(root, "deploy", "rules", "*.yaml"),
+		"--alertmanager.url", "http://127.0.0.1:"+alertmanagerPort,
 	)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

@@ -20,12 +20,13 @@ import (
 // The e2e cluster has its own ports and node addresses, so it runs beside
 // `make demo`.
 const (
-	apiserverPort = "16443"
-	etcdPort      = "12379"
-	nodeNet       = "127.0.1"
-	nodeCount     = 3
-	kmetricsPort  = "18443"
-	resolution    = 10 * time.Second
+	apiserverPort    = "16443"
+	etcdPort         = "12379"
+	nodeNet          = "127.0.1"
+	nodeCount        = 3
+	kmetricsPort     = "18443"
+	alertmanagerPort = "19093"
+	resolution       = 10 * time.Second
 )
 
 var (

@@ -13,6 +13,9 @@ import (
 )
 
 func TestKubectlTop(t *testing.T) {
+	// Runs beside the other waiting tests, after the sequential ones that
+	// restart kmetrics or stop a node.
+	t.Parallel()
 	deployment(t, "e2e-top", "web", 3, "300m", "96Mi", "100m")
 	deployment(t, "e2e-top", "batch", 1, "700m", "256Mi", "100m")
 	want := map[string][2]float64{"web": {300, 96}, "batch": {700, 256}}
