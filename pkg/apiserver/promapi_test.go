@@ -104,28 +104,20 @@ type apiResponse struct {
 
 func TestQueryAPIRequestsAndErrors(t *testing.T) {
 	srv, _ := queryServer(t, QueryOptions{Timeout: 10 * time.Second, MaxSamples: 50, MaxConcurrency: 4, LookbackDelta: 5 * time.Minute})
+	decode := func(resp *http.Response, err error) (int, apiResponse) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r apiResponse
+		b, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(b, &r)
+		return resp.StatusCode, r
+	}
 	post := func(path string, form url.Values) (int, apiResponse) {
-		resp, err := http.PostForm(srv.URL+QueryPrefix+path, form)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r apiResponse
-		b, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(b, &r)
-		return resp.StatusCode, r
+		return decode(http.PostForm(srv.URL+QueryPrefix+path, form))
 	}
-	get := func(path string) (int, apiResponse) {
-		resp, err := http.Get(srv.URL + QueryPrefix + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var r apiResponse
-		b, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(b, &r)
-		return resp.StatusCode, r
-	}
+	get := func(path string) (int, apiResponse) { return decode(http.Get(srv.URL + QueryPrefix + path)) }
 	tests := []struct {
 		name     string
 		do       func() (int, apiResponse)
