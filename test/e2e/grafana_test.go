@@ -1,0 +1,52 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestGrafanaClient runs test/grafana (Grafana's own Prometheus data source
+// code, a separate module) against this kmetrics: Save & test, panel and
+// alerting queries by POST and GET, and the editor's resource calls.
+func TestGrafanaClient(t *testing.T) {
+	t.Parallel()
+	deployment(t, "e2e-grafana", "panel", 1, "400m", "64Mi", "100m")
+	eventually(t, 90*time.Second, "the panel pod served for a minute of history", func() error {
+		_, err := kubectl("-n", "e2e-grafana", "top", "pods", "--no-headers")
+		return err
+	})
+	token := serviceAccountToken(t, "default", "e2e-promlib")
+	_, _ = kubectl("create", "clusterrolebinding", "e2e-promlib", "--clusterrole=kmetrics:query-reader", "--serviceaccount=default:e2e-promlib")
+	// irate over [1m] needs two samples inside the window at every point.
+	time.Sleep(2 * resolution)
+
+	cmd := exec.Command("go", "test", "-count=1", "-v", ".")
+	cmd.Dir = filepath.Join(root, "test", "grafana")
+	cmd.Env = append(os.Environ(),
+		"KMETRICS_PROM_URL=https://127.0.0.1:"+kmetricsPort+"/prometheus",
+		"KMETRICS_CA="+filepath.Join(state, "certs", "ca.crt"),
+		"KMETRICS_TOKEN="+token,
+		`KMETRICS_EXPR=sum(irate(container_cpu_usage_seconds_total{namespace="e2e-grafana"}[1m]))`,
+		"KMETRICS_WANT=0.4",
+	)
+	out, err := cmd.CombinedOutput()
+	var summary []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "--- ") || strings.Contains(l, "_test.go") || strings.HasPrefix(l, "ok") || strings.HasPrefix(l, "FAIL") {
+			summary = append(summary, l)
+		}
+	}
+	t.Log("\n" + strings.Join(summary, "\n"))
+	if err != nil {
+		t.Fatalf("Grafana's client against kmetrics: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "--- SKIP") {
+		t.Fatal("the Grafana test skipped")
+	}
+}
