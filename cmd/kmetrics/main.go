@@ -184,8 +184,27 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
+	var clusterState *scraper.ClusterState
+	if o.clusterState {
+		fullPods := factory.Core().V1().Pods()
+		// The cache keeps whole pods: drop what no series needs.
+		_ = fullPods.Informer().SetTransform(func(obj interface{}) (interface{}, error) {
+			if p, ok := obj.(*corev1.Pod); ok {
+				p.ManagedFields, p.Annotations = nil, nil
+				p.Status.Conditions, p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil, nil
+			}
+			return obj, nil
+		})
+		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), db)
+	}
 	factory.Start(ctx.Done())
 	podFactory.Start(ctx.Done())
+	if clusterState != nil {
+		go func() {
+			factory.WaitForCacheSync(ctx.Done())
+			clusterState.Run(ctx, o.metricResolution)
+		}()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

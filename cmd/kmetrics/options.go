@@ -33,6 +33,7 @@ type options struct {
 	kubeletMaxResponseBytes  int64
 	maxConcurrentScrapes     int
 	nodeSelector             string
+	clusterState             bool
 
 	tsdbPath          string
 	tsdbRetentionTime model.Duration
@@ -60,6 +61,7 @@ func newOptions() *options {
 		kubeletRequestTimeout:   10 * time.Second,
 		kubeletMaxResponseBytes: 10 << 20,
 		maxConcurrentScrapes:    50,
+		clusterState:            true,
 		tsdbPath:                "/var/lib/kmetrics",
 		tsdbRetentionTime:       model.Duration(15 * 24 * time.Hour),
 		queryTimeout:            2 * time.Minute,
@@ -91,6 +93,7 @@ func (o *options) flags() flag.NamedFlagSets {
 	ks.Int64Var(&o.kubeletMaxResponseBytes, "kubelet-max-response-bytes", o.kubeletMaxResponseBytes, "Largest kubelet response accepted; a larger one fails that node's scrape only.")
 	ks.IntVar(&o.maxConcurrentScrapes, "max-concurrent-scrapes", o.maxConcurrentScrapes, "Kubelet scrapes in flight at once.")
 	ks.StringVarP(&o.nodeSelector, "node-selector", "l", "", "Label selector of the nodes to scrape (e.g. -l key1=value1,key2=value2).")
+	ks.BoolVar(&o.clusterState, "cluster-state", o.clusterState, "Write kube-state-metrics' pod, node and namespace series (job=\"kube-state-metrics\") every resolution, for dashboards that join on them. Watches all pods and namespaces.")
 
 	ss := fss.FlagSet("storage")
 	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")

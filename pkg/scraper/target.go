@@ -99,18 +99,24 @@ type slotKey struct {
 }
 
 func newTarget(node, instance, path string) *target {
+	t := newTargetWithLabels(labels.FromStrings(
+		storage.LabelJob, storage.JobKubelet,
+		storage.LabelInstance, instance,
+		storage.LabelMetricsPath, path,
+		storage.LabelNode, node,
+	))
+	t.node = node
+	return t
+}
+
+// newTargetWithLabels is a target whose series carry targetLabels.
+func newTargetWithLabels(targetLabels labels.Labels) *target {
 	return &target{
-		node: node,
-		targetLabels: labels.FromStrings(
-			storage.LabelJob, storage.JobKubelet,
-			storage.LabelInstance, instance,
-			storage.LabelMetricsPath, path,
-			storage.LabelNode, node,
-		),
-		cache:   map[string]*seriesEntry{},
-		gen:     1,
-		slots:   map[slotKey]*containerSlot{},
-		symbols: labels.NewSymbolTable(),
+		targetLabels: targetLabels,
+		cache:        map[string]*seriesEntry{},
+		gen:          1,
+		slots:        map[slotKey]*containerSlot{},
+		symbols:      labels.NewSymbolTable(),
 	}
 }
 

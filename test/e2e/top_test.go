@@ -75,6 +75,40 @@ func TestKubectlTop(t *testing.T) {
 			}
 		}
 	})
+	t.Run("cluster-state series join with usage", func(t *testing.T) {
+		admin := adminCert(t)
+		// The mixin's request-utilisation join: usage / requests per pod.
+		q := url.Values{"query": {`sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))
+			/ on (pod) sum by (pod) (kube_pod_container_resource_requests{job="kube-state-metrics", namespace="e2e-top", resource="cpu"})`}}
+		eventually(t, 30*time.Second, "usage/requests for every pod", func() error {
+			code, body := direct(t, "/prometheus/api/v1/query?"+q.Encode(), "", &admin)
+			var resp struct {
+				Data struct {
+					Result []struct {
+						Metric map[string]string `json:"metric"`
+						Value  [2]any            `json:"value"`
+					} `json:"result"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(body), &resp); code != 200 || err != nil {
+				return fmt.Errorf("%d %v %.200s", code, err, body)
+			}
+			if len(resp.Data.Result) != 4 {
+				return fmt.Errorf("%d pods, want 4", len(resp.Data.Result))
+			}
+			for _, r := range resp.Data.Result {
+				v, _ := strconv.ParseFloat(r.Value[1].(string), 64)
+				want := 3.0 // web: 300m used / 100m requested
+				if strings.HasPrefix(r.Metric["pod"], "batch-") {
+					want = 7
+				}
+				if !within(v, want) {
+					return fmt.Errorf("pod %s: %v× its request, want %v×", r.Metric["pod"], v, want)
+				}
+			}
+			return nil
+		})
+	})
 	t.Run("label selector", func(t *testing.T) {
 		rows := parseTop(mustKubectl(t, "top", "pods", "-n", "e2e-top", "-l", "app=batch"))
 		if len(rows) != 1 || !strings.HasPrefix(rows[0]["NAME"], "batch-") {
