@@ -80,7 +80,6 @@ type scrapeResult struct {
 // target is one kubelet endpoint's scrape state. It is used by one goroutine
 // at a time.
 type target struct {
-	node         string
 	targetLabels labels.Labels // job, instance, metrics_path, node
 	cache        map[string]*seriesEntry
 	gen          uint64 // generation of the last successful scrape; starts at 1
@@ -99,14 +98,12 @@ type slotKey struct {
 }
 
 func newTarget(node, instance, path string) *target {
-	t := newTargetWithLabels(labels.FromStrings(
+	return newTargetWithLabels(labels.FromStrings(
 		storage.LabelJob, storage.JobKubelet,
 		storage.LabelInstance, instance,
 		storage.LabelMetricsPath, path,
 		storage.LabelNode, node,
 	))
-	t.node = node
-	return t
 }
 
 // newTargetWithLabels is a target whose series carry targetLabels.
