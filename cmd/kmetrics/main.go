@@ -199,6 +199,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	factory.Start(ctx.Done())
 	podFactory.Start(ctx.Done())
+	go scraper.NewSelfMetrics(legacyregistry.DefaultGatherer, db).Run(ctx, o.metricResolution)
 	if clusterState != nil {
 		go func() {
 			factory.WaitForCacheSync(ctx.Done())

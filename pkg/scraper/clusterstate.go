@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
@@ -45,18 +44,7 @@ func NewClusterState(pods corelisters.PodLister, nodes corelisters.NodeLister, n
 
 // Run writes the series every interval until ctx ends.
 func (c *ClusterState) Run(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-tick.C:
-			if err := c.writeOnce(ctx, now); err != nil {
-				klog.ErrorS(err, "Writing cluster-state series")
-			}
-		}
-	}
+	runEvery(ctx, interval, "Writing cluster-state series", c.writeOnce)
 }
 
 func (c *ClusterState) writeOnce(ctx context.Context, now time.Time) error {
@@ -64,12 +52,7 @@ func (c *ClusterState) writeOnce(ctx context.Context, now time.Time) error {
 	if err := c.render(&c.buf); err != nil {
 		return err
 	}
-	app := c.db.Appender(ctx)
-	if _, err := c.target.appendBody(app, c.buf.Bytes(), "text/plain; version=0.0.4", now); err != nil {
-		_ = app.Rollback()
-		return err
-	}
-	return app.Commit()
+	return storeExposition(ctx, c.db, c.target, c.buf.Bytes(), now)
 }
 
 var podPhases = []corev1.PodPhase{corev1.PodPending, corev1.PodRunning, corev1.PodSucceeded, corev1.PodFailed, corev1.PodUnknown}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -155,4 +157,33 @@ func adminCert(t *testing.T) tls.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// queryByPod runs an instant PromQL query on kmetrics (as cluster admin) and
+// returns each result's value by its pod label.
+func queryByPod(t *testing.T, expr string) (map[string]float64, error) {
+	t.Helper()
+	admin := adminCert(t)
+	code, body := direct(t, "/prometheus/api/v1/query?"+url.Values{"query": {expr}}.Encode(), "", &admin)
+	var resp struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); code != 200 || err != nil {
+		return nil, fmt.Errorf("query: %d %v %.200s", code, err, body)
+	}
+	out := map[string]float64{}
+	for _, r := range resp.Data.Result {
+		s, _ := r.Value[1].(string)
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("value %v: %w", r.Value[1], err)
+		}
+		out[r.Metric["pod"]] = v
+	}
+	return out, nil
 }

@@ -3,10 +3,7 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,66 +41,42 @@ func TestKubectlTop(t *testing.T) {
 	})
 
 	t.Run("the query API shows what the HPA sees", func(t *testing.T) {
-		admin := adminCert(t)
 		top := map[string]float64{}
 		for _, r := range parseTop(mustKubectl(t, "top", "pods", "-n", "e2e-top")) {
 			top[r["NAME"]], _ = millicores(r["CPU(cores)"])
 		}
-		q := url.Values{"query": {`sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))`}}
-		code, body := direct(t, "/prometheus/api/v1/query?"+q.Encode(), "", &admin)
-		if code != 200 {
-			t.Fatalf("query: %d %s", code, body)
-		}
-		var resp struct {
-			Data struct {
-				Result []struct {
-					Metric map[string]string `json:"metric"`
-					Value  [2]any            `json:"value"`
-				} `json:"result"`
-			} `json:"data"`
-		}
-		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		byPod, err := queryByPod(t, `sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if len(resp.Data.Result) != len(top) {
-			t.Fatalf("query returned %d pods, kubectl top %d", len(resp.Data.Result), len(top))
+		if len(byPod) != len(top) {
+			t.Fatalf("query returned %d pods, kubectl top %d", len(byPod), len(top))
 		}
-		for _, r := range resp.Data.Result {
-			v, _ := strconv.ParseFloat(r.Value[1].(string), 64)
-			if !within(v*1000, top[r.Metric["pod"]]) {
-				t.Errorf("pod %s: query %.0fm, kubectl top %.0fm", r.Metric["pod"], v*1000, top[r.Metric["pod"]])
+		for pod, v := range byPod {
+			if !within(v*1000, top[pod]) {
+				t.Errorf("pod %s: query %.0fm, kubectl top %.0fm", pod, v*1000, top[pod])
 			}
 		}
 	})
 	t.Run("cluster-state series join with usage", func(t *testing.T) {
-		admin := adminCert(t)
 		// The mixin's request-utilisation join: usage / requests per pod.
-		q := url.Values{"query": {`sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))
-			/ on (pod) sum by (pod) (kube_pod_container_resource_requests{job="kube-state-metrics", namespace="e2e-top", resource="cpu"})`}}
+		const expr = `sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))
+			/ on (pod) sum by (pod) (kube_pod_container_resource_requests{job="kube-state-metrics", namespace="e2e-top", resource="cpu"})`
 		eventually(t, 30*time.Second, "usage/requests for every pod", func() error {
-			code, body := direct(t, "/prometheus/api/v1/query?"+q.Encode(), "", &admin)
-			var resp struct {
-				Data struct {
-					Result []struct {
-						Metric map[string]string `json:"metric"`
-						Value  [2]any            `json:"value"`
-					} `json:"result"`
-				} `json:"data"`
+			byPod, err := queryByPod(t, expr)
+			if err != nil {
+				return err
 			}
-			if err := json.Unmarshal([]byte(body), &resp); code != 200 || err != nil {
-				return fmt.Errorf("%d %v %.200s", code, err, body)
+			if len(byPod) != 4 {
+				return fmt.Errorf("%d pods, want 4", len(byPod))
 			}
-			if len(resp.Data.Result) != 4 {
-				return fmt.Errorf("%d pods, want 4", len(resp.Data.Result))
-			}
-			for _, r := range resp.Data.Result {
-				v, _ := strconv.ParseFloat(r.Value[1].(string), 64)
+			for pod, v := range byPod {
 				want := 3.0 // web: 300m used / 100m requested
-				if strings.HasPrefix(r.Metric["pod"], "batch-") {
+				if strings.HasPrefix(pod, "batch-") {
 					want = 7
 				}
 				if !within(v, want) {
-					return fmt.Errorf("pod %s: %v× its request, want %v×", r.Metric["pod"], v, want)
+					return fmt.Errorf("pod %s: %v× its request, want %v×", pod, v, want)
 				}
 			}
 			return nil
