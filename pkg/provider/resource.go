@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,7 +83,8 @@ func (p *resourceProvider) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) 
 		if cms == nil {
 			continue
 		}
-		sortContainers(cms)
+		// Stable output: containers by name.
+		slices.SortFunc(cms, func(a, b metrics.ContainerMetrics) int { return strings.Compare(a.Name, b.Name) })
 		out = append(out, metrics.PodMetrics{
 			ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace, Labels: pod.Labels, CreationTimestamp: now},
 			Timestamp:  metav1.NewTime(earliest.timestamp),
@@ -90,13 +93,4 @@ func (p *resourceProvider) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) 
 		})
 	}
 	return out, nil
-}
-
-// sortContainers orders containers by name so output is stable.
-func sortContainers(cms []metrics.ContainerMetrics) {
-	for i := 1; i < len(cms); i++ {
-		for j := i; j > 0 && cms[j].Name < cms[j-1].Name; j-- {
-			cms[j], cms[j-1] = cms[j-1], cms[j]
-		}
-	}
 }

@@ -195,10 +195,15 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 		res.appended++
 		t.observe(&res, s, parse)
 	}
-	// Series reported last time but not now have ended: mark them stale so
+	// One pass over the cache: series reported now are current; series
+	// reported last time but not now have ended, and are marked stale so
 	// PromQL stops returning them at once, as Prometheus does.
 	for key, e := range t.cache {
 		if e.parsed == parse {
+			e.lastSeen = gen
+			if e.kind == kindSkipped {
+				res.skipped++
+			}
 			continue
 		}
 		if e.lastSeen == t.gen {
@@ -208,15 +213,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 		}
 		t.forget(key, e)
 	}
-	for _, e := range t.cache {
-		e.lastSeen = gen
-	}
 	t.gen = gen
-	for _, e := range t.cache {
-		if e.kind == kindSkipped {
-			res.skipped++
-		}
-	}
 	return res, nil
 }
 

@@ -187,3 +187,17 @@ func queryByPod(t *testing.T, expr string) (map[string]float64, error) {
 	}
 	return out, nil
 }
+
+// queryScalar is the value of a one-series instant query; -1 when it has no
+// result or fails (callers poll).
+func queryScalar(t *testing.T, expr string) float64 {
+	t.Helper()
+	byPod, err := queryByPod(t, expr)
+	if err != nil || len(byPod) != 1 {
+		return -1
+	}
+	for _, v := range byPod {
+		return v
+	}
+	return -1
+}

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +18,16 @@ import (
 func TestGrafanaClient(t *testing.T) {
 	t.Parallel()
 	deployment(t, "e2e-grafana", "panel", 1, "400m", "64Mi", "100m")
-	eventually(t, 90*time.Second, "the panel pod served for a minute of history", func() error {
-		_, err := kubectl("-n", "e2e-grafana", "top", "pods", "--no-headers")
-		return err
+	const expr = `sum(irate(container_cpu_usage_seconds_total{namespace="e2e-grafana"}[1m]))`
+	// Grafana's client is run once the expression has its value.
+	eventually(t, 90*time.Second, "the panel pod's usage queryable", func() error {
+		if v := queryScalar(t, expr); !within(v, 0.4) {
+			return fmt.Errorf("%v cores, want 0.4", v)
+		}
+		return nil
 	})
 	token := serviceAccountToken(t, "default", "e2e-promlib")
 	_, _ = kubectl("create", "clusterrolebinding", "e2e-promlib", "--clusterrole=kmetrics:query-reader", "--serviceaccount=default:e2e-promlib")
-	// irate over [1m] needs two samples inside the window at every point.
-	time.Sleep(2 * resolution)
 
 	cmd := exec.Command("go", "test", "-count=1", "-v", ".")
 	cmd.Dir = filepath.Join(root, "test", "grafana")
@@ -32,7 +35,7 @@ func TestGrafanaClient(t *testing.T) {
 		"KMETRICS_PROM_URL=https://127.0.0.1:"+kmetricsPort+"/prometheus",
 		"KMETRICS_CA="+filepath.Join(state, "certs", "ca.crt"),
 		"KMETRICS_TOKEN="+token,
-		`KMETRICS_EXPR=sum(irate(container_cpu_usage_seconds_total{namespace="e2e-grafana"}[1m]))`,
+		"KMETRICS_EXPR="+expr,
 		"KMETRICS_WANT=0.4",
 	)
 	out, err := cmd.CombinedOutput()

@@ -60,8 +60,15 @@ func TestRestartServesFromHistory(t *testing.T) {
 
 	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
-			// Let a few scrapes land since the last restart.
-			time.Sleep(2 * resolution)
+			// Let two more scrapes land since the last restart.
+			const scrapes = `count_over_time(up{node="kwok-node-1"}[1h])`
+			n0 := queryScalar(t, scrapes)
+			eventually(t, 3*resolution, "two more scrapes of kwok-node-1", func() error {
+				if n := queryScalar(t, scrapes); n < n0+2 {
+					return fmt.Errorf("%v scrapes, want %v", n, n0+2)
+				}
+				return nil
+			})
 			km.stop(sig)
 			committed, _ := upSamples(t, "kwok-node-1")
 			if len(committed) < 2 {
