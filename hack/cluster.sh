@@ -7,6 +7,7 @@
 #
 # Settings (environment): KMETRICS_STATE (state dir), KMETRICS_APISERVER_PORT,
 # KMETRICS_ETCD_PORT, KMETRICS_NODE_NET (e.g. 127.0.0 → nodes at .2, .3, …),
+# KMETRICS_POD_NET (e.g. 127.100 → node N's pods at 127.100.N.x),
 # KMETRICS_NODES (count), KMETRICS_PORT (where kmetrics serves; the
 # APIService points there). Two states with different settings run side by side.
 set -euo pipefail
@@ -16,6 +17,9 @@ STATE=${KMETRICS_STATE:-$ROOT/.state/demo}
 APISERVER_PORT=${KMETRICS_APISERVER_PORT:-6443}
 ETCD_PORT=${KMETRICS_ETCD_PORT:-2379}
 NODE_NET=${KMETRICS_NODE_NET:-127.0.0}
+# Pod IPs are loopback addresses too (node N's pods in $POD_NET.N.0/24), so a
+# test or demo can serve an "application" on a pod's IP for kmetrics to scrape.
+POD_NET=${KMETRICS_POD_NET:-127.100}
 NODES=${KMETRICS_NODES:-3}
 KMETRICS_PORT=${KMETRICS_PORT:-8443}
 CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
@@ -209,7 +213,7 @@ YAML
   start "kwok-$name" "$BIN/kwok" --kubeconfig "$KUBECONFIG_ADMIN" --config "$cfg" \
     --manage-single-node "$name" --node-ip "$ip" --node-port 10250 \
     --server-address "$ip:10250" --tls-cert-file "$CERTS/kubelet.crt" --tls-private-key-file "$CERTS/kubelet.key" \
-    --cidr "10.$((100 + i)).0.0/24" --node-lease-duration-seconds 40
+    --cidr "$POD_NET.$i.0/24" --node-lease-duration-seconds 40
 }
 
 node_index() { local n=${1#kwok-node-}; [[ "$n" =~ ^[0-9]+$ ]] || die "unknown node $1"; echo "$n"; }
@@ -258,6 +262,23 @@ spec:
   caBundle: $ca
   service: {name: kmetrics, namespace: kube-system, port: $KMETRICS_PORT}
 YAML
+  local gv
+  for gv in v1beta2.custom.metrics.k8s.io:200 v1beta1.custom.metrics.k8s.io:100 v1beta1.external.metrics.k8s.io:100; do
+    local name=${gv%%:*} prio=${gv##*:}
+    local version=${name%%.*} group=${name#*.}
+    kc apply -f - >/dev/null <<YAML
+apiVersion: apiregistration.k8s.io/v1
+kind: APIService
+metadata: {name: $name}
+spec:
+  group: $group
+  version: $version
+  groupPriorityMinimum: 100
+  versionPriority: $prio
+  caBundle: $ca
+  service: {name: kmetrics, namespace: kube-system, port: $KMETRICS_PORT}
+YAML
+  done
   # kmetrics runs as its ServiceAccount, so deploy/'s RBAC is what it gets.
   local token; token=$(kc -n kube-system create token kmetrics --duration 48h)
   local k=$STATE/kmetrics.kubeconfig

@@ -29,6 +29,8 @@ import (
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
 	"github.com/kmetrics/kmetrics/pkg/provider"
 	"github.com/kmetrics/kmetrics/pkg/rules"
@@ -148,10 +150,6 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
-	cfg, err := o.server.Config()
-	if err != nil {
-		return err
-	}
 	synced := func() error {
 		if !nodeInformer.HasSynced() || !podInformer.HasSynced() {
 			return fmt.Errorf("informers not synced")
@@ -167,6 +165,36 @@ func run(ctx context.Context, o *options) error {
 		}
 		return fmt.Errorf("no node has been scraped yet")
 	}
+	// Whole pods (trimmed) for cluster-state series and application
+	// scraping; metrics.k8s.io needs only the metadata of running pods.
+	fullPods := factory.Core().V1().Pods()
+	if o.clusterState || o.scrapeAnnotated {
+		_ = fullPods.Informer().SetTransform(trimPod)
+	}
+	if o.scrapeAnnotated {
+		factory.Core().V1().Services().Informer()
+	}
+	custom, err := newCustomMetrics(o, client, restConfig, db, pods.Lister(), ctx.Done())
+	if err != nil {
+		return err
+	}
+	ready := []apiserver.Check{{Name: "informers-synced", Fn: synced}, {Name: "metrics-indexed", Fn: hasData}}
+	var customProvider cmprovider.CustomMetricsProvider
+	var externalProvider cmprovider.ExternalMetricsProvider
+	if custom != nil {
+		ready = append(ready, apiserver.Check{Name: "custom-metrics-discovery", Fn: custom.ready})
+		if o.customMetrics {
+			customProvider = custom.provider
+		}
+		if o.externalMetrics {
+			externalProvider = custom.provider
+		}
+	}
+
+	cfg, err := o.server.Config()
+	if err != nil {
+		return err
+	}
 	srv, err := apiserver.New(cfg, apiserver.Deps{
 		Resource:     provider.NewResourceProvider(index, o.metricResolution),
 		Pods:         pods.Lister(),
@@ -177,8 +205,10 @@ func run(ctx context.Context, o *options) error {
 			LookbackDelta: o.queryLookbackDelta, Version: version,
 			Rules: evaluator, Alertmanagers: evaluator,
 		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
-		Ready: []apiserver.Check{{Name: "informers-synced", Fn: synced}, {Name: "metrics-indexed", Fn: hasData}},
-		Live:  []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
+		Custom:   customProvider,
+		External: externalProvider,
+		Ready:    ready,
+		Live:     []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
 	})
 	if err != nil {
 		return err
@@ -186,20 +216,32 @@ func run(ctx context.Context, o *options) error {
 
 	var clusterState *scraper.ClusterState
 	if o.clusterState {
-		fullPods := factory.Core().V1().Pods()
-		// The cache keeps whole pods: drop what no series needs.
-		_ = fullPods.Informer().SetTransform(func(obj interface{}) (interface{}, error) {
-			if p, ok := obj.(*corev1.Pod); ok {
-				p.ManagedFields, p.Annotations = nil, nil
-				p.Status.Conditions, p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil, nil
-			}
-			return obj, nil
-		})
 		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), db)
+	}
+	var apps *scraper.AppScraper
+	if o.scrapeAnnotated {
+		rt, err := appTransport(restConfig)
+		if err != nil {
+			return err
+		}
+		apps = scraper.NewAppScraper(scraper.AppConfig{
+			Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
+			PodLabels: o.scrapePodLabels, Transport: rt,
+		}, fullPods.Lister(), factory.Core().V1().Services().Lister(), db)
 	}
 	factory.Start(ctx.Done())
 	podFactory.Start(ctx.Done())
 	go scraper.NewSelfMetrics(legacyregistry.DefaultGatherer, db).Run(ctx, o.metricResolution)
+	if apps != nil {
+		go func() {
+			factory.WaitForCacheSync(ctx.Done())
+			apps.Run(ctx)
+		}()
+	}
+	namingReload := make(chan struct{}, 1)
+	if custom != nil {
+		go custom.run(ctx, namingReload)
+	}
 	if clusterState != nil {
 		go func() {
 			factory.WaitForCacheSync(ctx.Done())
@@ -227,8 +269,12 @@ func run(ctx context.Context, o *options) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				klog.InfoS("SIGHUP: reloading rule files")
+				klog.InfoS("SIGHUP: reloading rule files and the metrics config")
 				evaluator.Reload()
+				select {
+				case namingReload <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()

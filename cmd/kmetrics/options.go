@@ -49,6 +49,16 @@ type options struct {
 	alertmanagerURLs []string
 	externalURL      string
 
+	scrapeAnnotated        bool
+	scrapeTimeout          time.Duration
+	scrapeMaxResponseBytes int64
+	scrapePodLabels        []string
+
+	customMetrics          bool
+	externalMetrics        bool
+	customMetricsConfig    string
+	customMetricsDiscovery time.Duration
+
 	server  *apiserver.Options
 	logging *logs.Options
 }
@@ -69,6 +79,13 @@ func newOptions() *options {
 		queryMaxConcurrency:     20,
 		queryLookbackDelta:      5 * time.Minute,
 		ruleInterval:            30 * time.Second,
+		scrapeAnnotated:         true,
+		scrapeTimeout:           10 * time.Second,
+		scrapeMaxResponseBytes:  10 << 20,
+		scrapePodLabels:         []string{"app", "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"},
+		customMetrics:           true,
+		externalMetrics:         true,
+		customMetricsDiscovery:  30 * time.Second,
 		server:                  apiserver.NewOptions(),
 		logging:                 logs.NewOptions(),
 	}
@@ -112,6 +129,18 @@ func (o *options) flags() flag.NamedFlagSets {
 	rs.StringSliceVar(&o.alertmanagerURLs, "alertmanager.url", nil, "Alertmanager base URL alerts are sent to, e.g. http://alertmanager:9093 (repeatable).")
 	rs.StringVar(&o.externalURL, "web.external-url", "", "URL alerts link back to (the query API as users reach it).")
 
+	as := fss.FlagSet("application scraping")
+	as.BoolVar(&o.scrapeAnnotated, "scrape.annotated", o.scrapeAnnotated, "Scrape pods annotated prometheus.io/scrape=\"true\", and the pods of Services so annotated (prometheus.io/port, /path, /scheme as in Prometheus' kubernetes_sd examples), every --metric-resolution. Watches all pods and services.")
+	as.DurationVar(&o.scrapeTimeout, "scrape.timeout", o.scrapeTimeout, "Timeout of one application scrape; at most --metric-resolution.")
+	as.Int64Var(&o.scrapeMaxResponseBytes, "scrape.max-response-bytes", o.scrapeMaxResponseBytes, "Largest application response accepted; a larger one fails that target only.")
+	as.StringSliceVar(&o.scrapePodLabels, "scrape.pod-labels", o.scrapePodLabels, "Pod labels copied onto application series (names sanitized: app.kubernetes.io/name becomes app_kubernetes_io_name); \"*\" copies all, \"\" none.")
+
+	cs := fss.FlagSet("custom and external metrics")
+	cs.BoolVar(&o.customMetrics, "custom-metrics", o.customMetrics, "Serve custom.metrics.k8s.io (v1beta2, v1beta1).")
+	cs.BoolVar(&o.externalMetrics, "external-metrics", o.externalMetrics, "Serve external.metrics.k8s.io (turn off where KEDA serves it).")
+	cs.StringVar(&o.customMetricsConfig, "custom-metrics.config", "", "prometheus-adapter style rules (rules, externalRules) naming custom and external metrics; reloaded when it changes and on SIGHUP, an invalid file is refused and the config in force stays. Default: built-in rules for annotated applications and node usage.")
+	cs.DurationVar(&o.customMetricsDiscovery, "custom-metrics.discovery-interval", o.customMetricsDiscovery, "How often the list of served metrics is rebuilt from the TSDB's series.")
+
 	o.server.AddFlags(&fss)
 	logsapi.AddFlags(o.logging, fss.FlagSet("logging"))
 	return fss
@@ -154,6 +183,12 @@ func (o *options) validate() []error {
 	}
 	if o.ruleInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--rules.evaluation-interval must be positive"))
+	}
+	if o.scrapeTimeout <= 0 || o.scrapeTimeout > o.metricResolution || o.scrapeMaxResponseBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--scrape.timeout must be positive and at most --metric-resolution, --scrape.max-response-bytes positive"))
+	}
+	if o.customMetricsDiscovery <= 0 {
+		errs = append(errs, fmt.Errorf("--custom-metrics.discovery-interval must be positive"))
 	}
 	if _, err := o.retentionBytes(); err != nil {
 		errs = append(errs, err)

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 
@@ -10,6 +11,11 @@ import (
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	utilcompatibility "k8s.io/apiserver/pkg/util/compatibility"
 	cliflag "k8s.io/component-base/cli/flag"
+	openapicommon "k8s.io/kube-openapi/pkg/common"
+	cmapiserver "sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
+	cmopenapicore "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/core"
+	cmopenapicustom "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/custommetrics"
+	cmopenapiexternal "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/externalmetrics"
 	"sigs.k8s.io/metrics-server/pkg/api"
 	generatedopenapi "sigs.k8s.io/metrics-server/pkg/api/generated/openapi"
 )
@@ -98,11 +104,24 @@ func (o *Options) Config() (*genericapiserver.Config, error) {
 		return nil, err
 	}
 	cfg.EffectiveVersion = utilcompatibility.DefaultBuildEffectiveVersion()
-	namer := openapinamer.NewDefinitionNamer(api.Scheme)
-	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(generatedopenapi.GetOpenAPIDefinitions, namer)
-	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(generatedopenapi.GetOpenAPIDefinitions, namer)
+	// One server, three API groups: its OpenAPI needs all their models.
+	namer := openapinamer.NewDefinitionNamer(api.Scheme, cmapiserver.Scheme)
+	definitions := mergeDefinitions(generatedopenapi.GetOpenAPIDefinitions, cmopenapicore.GetOpenAPIDefinitions,
+		cmopenapicustom.GetOpenAPIDefinitions, cmopenapiexternal.GetOpenAPIDefinitions)
+	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(definitions, namer)
+	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(definitions, namer)
 	version := strings.Split(cfg.EffectiveVersion.BinaryVersion().String(), "-")[0]
 	cfg.OpenAPIConfig.Info.Title, cfg.OpenAPIConfig.Info.Version = "kmetrics", version
 	cfg.OpenAPIV3Config.Info.Title, cfg.OpenAPIV3Config.Info.Version = "kmetrics", version
 	return cfg, nil
+}
+
+func mergeDefinitions(getters ...openapicommon.GetOpenAPIDefinitions) openapicommon.GetOpenAPIDefinitions {
+	return func(ref openapicommon.ReferenceCallback) map[string]openapicommon.OpenAPIDefinition {
+		all := map[string]openapicommon.OpenAPIDefinition{}
+		for _, get := range getters {
+			maps.Copy(all, get(ref))
+		}
+		return all
+	}
 }

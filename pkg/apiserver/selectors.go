@@ -12,7 +12,8 @@ import (
 	"sigs.k8s.io/metrics-server/pkg/api"
 )
 
-// validateSelectors answers a request whose labelSelector or fieldSelector
+// validateSelectors answers a request whose labelSelector, fieldSelector or
+// metricLabelSelector (custom metrics)
 // does not parse with a 400 that names the parameter and repeats the value:
 // the generic error ("unable to parse requirement: found ”…") leaves users
 // guessing which of their inputs was wrong. It runs after authentication and
@@ -21,9 +22,11 @@ func validateSelectors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		var err error
-		if v := q.Get("labelSelector"); v != "" {
-			if _, perr := labels.Parse(v); perr != nil {
-				err = fmt.Errorf("invalid labelSelector %q: %v", v, perr)
+		for _, param := range []string{"labelSelector", "metricLabelSelector"} {
+			if v := q.Get(param); err == nil && v != "" {
+				if _, perr := labels.Parse(v); perr != nil {
+					err = fmt.Errorf("invalid %s %q: %v", param, v, perr)
+				}
 			}
 		}
 		if v := q.Get("fieldSelector"); err == nil && v != "" {

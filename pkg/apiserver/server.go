@@ -8,6 +8,8 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	cmapiserver "sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 	"sigs.k8s.io/metrics-server/pkg/api"
 )
 
@@ -20,6 +22,10 @@ type Deps struct {
 	Pods         cache.GenericLister
 	Nodes        corelisters.NodeLister
 	NodeSelector []labels.Requirement
+	// Custom and External answer custom.metrics.k8s.io (v1beta2, v1beta1)
+	// and external.metrics.k8s.io; nil leaves a group out.
+	Custom   cmprovider.CustomMetricsProvider
+	External cmprovider.ExternalMetricsProvider
 	// Query, when set, is the Prometheus HTTP API, mounted at QueryPrefix
 	// behind the same authentication and authorization (a non-resource
 	// path: RBAC nonResourceURLs /prometheus/api/v1/*, verbs get and post).
@@ -34,7 +40,8 @@ type Check struct {
 	Fn   func() error
 }
 
-// New builds the server with metrics.k8s.io installed. Run it with
+// New builds the server with metrics.k8s.io and the custom and external
+// metrics groups installed. Run it with
 // PrepareRun().RunWithContext.
 func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIServer, error) {
 	for _, c := range deps.Ready {
@@ -46,10 +53,13 @@ func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIS
 	cfg.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(validateSelectors(apiHandler), c)
 	}
-	srv, err := cfg.Complete(nil).New("kmetrics", genericapiserver.NewEmptyDelegate())
+	// custom-metrics-apiserver installs its groups only through its own
+	// server type; metrics.k8s.io goes onto the same generic server.
+	cm, err := (&cmapiserver.Config{GenericConfig: cfg}).Complete(nil).New("kmetrics", deps.Custom, deps.External)
 	if err != nil {
 		return nil, err
 	}
+	srv := cm.GenericAPIServer
 	if err := api.Install(deps.Resource, deps.Pods, deps.Nodes, srv, deps.NodeSelector); err != nil {
 		return nil, err
 	}

@@ -85,34 +85,43 @@ func (c *kubeletClient) endpoint(node *corev1.Node) (u, instance, path string, e
 }
 
 // errTooLarge marks a response over the size cap.
-type errTooLarge struct{ limit int64 }
+type errTooLarge struct {
+	limit int64
+	flag  string
+}
 
 func (e errTooLarge) Error() string {
-	return fmt.Sprintf("response larger than the %d byte limit (--kubelet-max-response-bytes)", e.limit)
+	return fmt.Sprintf("response larger than the %d byte limit (%s)", e.limit, e.flag)
 }
 
 // fetch GETs url into buf (reused between scrapes) and returns the body and
 // its content type.
 func (c *kubeletClient) fetch(ctx context.Context, u string, buf []byte) ([]byte, string, error) {
+	return fetchMetrics(ctx, c.http, u, buf, c.maxBodyBytes, "--kubelet-max-response-bytes")
+}
+
+// fetchMetrics GETs a metrics endpoint into buf, reading at most limit bytes
+// (limitFlag names the flag that sets it, for the error).
+func fetchMetrics(ctx context.Context, client *http.Client, u string, buf []byte, limit int64, limitFlag string) ([]byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return buf, "", err
 	}
 	req.Header.Set("Accept", acceptHeader)
-	resp, err := c.http.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return buf, "", err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return buf, "", fmt.Errorf("kubelet answered %s", resp.Status)
+		return buf, "", fmt.Errorf("target answered %s", resp.Status)
 	}
-	buf, err = readLimited(resp.Body, buf[:0], c.maxBodyBytes)
+	buf, err = readLimited(resp.Body, buf[:0], limit, limitFlag)
 	return buf, resp.Header.Get("Content-Type"), err
 }
 
 // readLimited reads r into buf, failing once more than limit bytes arrive.
-func readLimited(r io.Reader, buf []byte, limit int64) ([]byte, error) {
+func readLimited(r io.Reader, buf []byte, limit int64, limitFlag string) ([]byte, error) {
 	lr := &io.LimitedReader{R: r, N: limit + 1}
 	for {
 		if len(buf) == cap(buf) {
@@ -121,7 +130,7 @@ func readLimited(r io.Reader, buf []byte, limit int64) ([]byte, error) {
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
-			return buf, errTooLarge{limit}
+			return buf, errTooLarge{limit, limitFlag}
 		}
 		if err == io.EOF {
 			return buf, nil

@@ -27,6 +27,14 @@ var (
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "samples_rejected_total",
 		Help: "Scraped samples not stored or not indexed, by reason: out_of_order, duplicate, skipped_series (a resource series missing a label or with an invalid value).",
 	}, []string{"reason"})
+	appTargets = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_targets",
+		Help: "Application endpoints currently scraped (prometheus.io/scrape annotations).",
+	})
+	appScrapeFailures = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_failures_total",
+		Help: "Failed application scrapes by reason: fetch, too_large, body, storage. The target's up series says which.",
+	}, []string{"reason"})
 	activeTargets = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "targets",
 		Help: "Nodes currently scraped.",
@@ -39,7 +47,7 @@ var registerOnce sync.Once
 // served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(scrapeDuration, scrapeErrors, scrapeFailures, samplesRejected, activeTargets)
+		legacyregistry.MustRegister(scrapeDuration, scrapeErrors, scrapeFailures, samplesRejected, activeTargets, appTargets, appScrapeFailures)
 	})
 }
 

@@ -299,10 +299,10 @@ func TestEndpoint(t *testing.T) {
 
 func TestReadLimited(t *testing.T) {
 	body := bytes.Repeat([]byte("x"), 1000)
-	if got, err := readLimited(bytes.NewReader(body), nil, 1000); err != nil || len(got) != 1000 {
+	if got, err := readLimited(bytes.NewReader(body), nil, 1000, "--flag"); err != nil || len(got) != 1000 {
 		t.Fatalf("at the limit: %d bytes, %v", len(got), err)
 	}
-	if _, err := readLimited(bytes.NewReader(body), nil, 999); err == nil {
+	if _, err := readLimited(bytes.NewReader(body), nil, 999, "--flag"); err == nil {
 		t.Fatal("over the limit: no error")
 	}
 }

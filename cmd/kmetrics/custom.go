@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/prometheus/promql"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/kmetrics/kmetrics/pkg/provider"
+	"github.com/kmetrics/kmetrics/pkg/rules/naming"
+	"github.com/kmetrics/kmetrics/pkg/storage"
+)
+
+// customMetrics is the wiring of custom.metrics.k8s.io and
+// external.metrics.k8s.io: rules, provider, discovery and reload loops.
+type customMetrics struct {
+	provider *provider.MetricsProvider
+	run      func(ctx context.Context, reload <-chan struct{})
+}
+
+func newCustomMetrics(o *options, client kubernetes.Interface, cfg *rest.Config, db *storage.DB, runningPods cache.GenericLister, stop <-chan struct{}) (*customMetrics, error) {
+	if !o.customMetrics && !o.externalMetrics {
+		return nil, nil
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(client.Discovery()))
+	rules, loaded, err := naming.Load(o.customMetricsConfig, mapper)
+	if err != nil {
+		return nil, err
+	}
+	naming.RegisterMetrics(legacyregistry.Registerer())
+	mc, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	objects := provider.NewInformerObjects(runningPods, metadatainformer.NewSharedInformerFactory(mc, 0), mapper, stop)
+	engine := promql.NewEngine(promql.EngineOpts{
+		Logger:        slog.New(logr.ToSlogHandler(klog.Background().WithName("custom-metrics"))),
+		MaxSamples:    o.queryMaxSamples,
+		Timeout:       o.queryTimeout,
+		LookbackDelta: o.queryLookbackDelta,
+	})
+	// Discovery lists what had a sample in the last 10 minutes: a metric
+	// does not vanish between scrapes or during a short outage.
+	p := provider.NewMetricsProvider(db.TSDB(), engine, mapper, objects, rules, 10*time.Minute)
+	return &customMetrics{provider: p, run: func(ctx context.Context, reload <-chan struct{}) {
+		go p.RunDiscovery(ctx, o.customMetricsDiscovery)
+		naming.Watch(ctx, o.customMetricsConfig, mapper, loaded, 5*time.Second, reload, func(r *naming.Rules) error {
+			return p.SetRules(ctx, r)
+		})
+	}}, nil
+}
+
+// ready is the readiness condition: discovery has been built (client-go's
+// discovery breaks on an empty group), refreshed on demand until then.
+func (c *customMetrics) ready() error {
+	if c.provider.Discovered() {
+		return nil
+	}
+	return c.provider.Refresh(context.Background())
+}
+
+// appTransport reaches applications: no credentials, TLS verified against
+// the system roots and the cluster CA.
+func appTransport(cfg *rest.Config) (http.RoundTripper, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	ca := cfg.TLSClientConfig.CAData
+	if len(ca) == 0 && cfg.TLSClientConfig.CAFile != "" {
+		if ca, err = os.ReadFile(cfg.TLSClientConfig.CAFile); err != nil {
+			return nil, fmt.Errorf("reading the cluster CA: %w", err)
+		}
+	}
+	if len(ca) > 0 {
+		pool.AppendCertsFromPEM(ca)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	t.MaxIdleConnsPerHost = 1
+	return t, nil
+}
+
+// trimPod drops what no consumer of the full pod cache needs: cluster-state
+// series read spec and phase, application scraping the prometheus.io
+// annotations, labels and IP.
+func trimPod(obj interface{}) (interface{}, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		p.ManagedFields = nil
+		for k := range p.Annotations {
+			if !strings.HasPrefix(k, "prometheus.io/") {
+				delete(p.Annotations, k)
+			}
+		}
+		p.Status.Conditions, p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil, nil
+	}
+	return obj, nil
+}

@@ -1,0 +1,361 @@
+package scraper
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	corev1 "k8s.io/api/core/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
+)
+
+// The annotations of Prometheus' kubernetes_sd example configuration.
+const (
+	AnnotationScrape = "prometheus.io/scrape"
+	AnnotationPort   = "prometheus.io/port"
+	AnnotationPath   = "prometheus.io/path"
+	AnnotationScheme = "prometheus.io/scheme"
+)
+
+// Jobs of application series: found through a pod's own annotations, or
+// through an annotated Service selecting the pod.
+const (
+	JobPods             = "kubernetes-pods"
+	JobServiceEndpoints = "kubernetes-service-endpoints"
+)
+
+// AppConfig configures application scraping.
+type AppConfig struct {
+	Interval, Timeout time.Duration
+	MaxBodyBytes      int64
+	// PodLabels are the pod labels copied onto every series of the pod,
+	// with names made valid ("app.kubernetes.io/name" →
+	// "app_kubernetes_io_name"); "*" copies all.
+	PodLabels []string
+	// Transport reaches the applications (TLS verified for https targets);
+	// it must carry no credentials: applications never get kmetrics' token.
+	Transport http.RoundTripper
+}
+
+// AppScraper scrapes the pods that ask for it through prometheus.io/*
+// annotations on themselves or on a Service that selects them, with the
+// kubelet scrapes' machinery: size cap, timeout, whole-or-nothing storage,
+// up/scrape_duration_seconds, staleness when a target fails or goes away.
+type AppScraper struct {
+	cfg      AppConfig
+	pods     corelisters.PodLister
+	services corelisters.ServiceLister
+	db       Appendable
+	client   *http.Client
+
+	mu    sync.Mutex
+	loops map[appKey]*appLoop
+	wg    sync.WaitGroup
+}
+
+// appKey identifies one endpoint of one pod.
+type appKey struct {
+	pod    types.UID
+	scheme string
+	host   string // ip:port
+	path   string
+}
+
+type appTarget struct {
+	url    string
+	labels labels.Labels
+}
+
+type appLoop struct {
+	target appTarget
+	cancel context.CancelFunc
+	// retire: the target went away, so its series end; a shutdown keeps them.
+	retire bool
+}
+
+// NewAppScraper builds the scraper; Run starts it.
+func NewAppScraper(cfg AppConfig, pods corelisters.PodLister, services corelisters.ServiceLister, db Appendable) *AppScraper {
+	rt := cfg.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	return &AppScraper{
+		cfg: cfg, pods: pods, services: services, db: db,
+		client: &http.Client{Transport: rt, Timeout: cfg.Timeout},
+		loops:  map[appKey]*appLoop{},
+	}
+}
+
+// Run reconciles the targets with the annotated pods and services every few
+// seconds until ctx ends, then stops every loop.
+func (s *AppScraper) Run(ctx context.Context) {
+	tick := time.NewTicker(min(s.cfg.Interval, 5*time.Second))
+	defer tick.Stop()
+	for {
+		s.reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for _, l := range s.loops {
+				l.cancel()
+			}
+			s.mu.Unlock()
+			s.wg.Wait()
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *AppScraper) reconcile(ctx context.Context) {
+	want := s.desired()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, l := range s.loops {
+		if t, ok := want[k]; !ok || t.url != l.target.url || !labels.Equal(t.labels, l.target.labels) {
+			l.retire = true
+			l.cancel()
+			delete(s.loops, k)
+		}
+	}
+	for k, t := range want {
+		if _, ok := s.loops[k]; ok {
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		l := &appLoop{target: t, cancel: cancel}
+		s.loops[k] = l
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runLoop(lctx, k, l)
+		}()
+	}
+	appTargets.Set(float64(len(s.loops)))
+}
+
+// desired lists the endpoints to scrape now. A pod's own annotations win
+// over a Service's for the same endpoint; among Services, the first by name.
+func (s *AppScraper) desired() map[appKey]appTarget {
+	want := map[appKey]appTarget{}
+	pods, err := s.pods.List(k8slabels.Everything())
+	if err != nil {
+		klog.ErrorS(err, "Listing pods to scrape")
+		return want
+	}
+	for _, pod := range pods {
+		if pod.Annotations[AnnotationScrape] == "true" {
+			s.add(want, pod, pod.Annotations, JobPods, "")
+		}
+	}
+	if s.services == nil {
+		return want
+	}
+	services, err := s.services.List(k8slabels.Everything())
+	if err != nil {
+		klog.ErrorS(err, "Listing services to scrape")
+		return want
+	}
+	sort.Slice(services, func(i, j int) bool { return services[i].Name < services[j].Name })
+	for _, svc := range services {
+		if svc.Annotations[AnnotationScrape] != "true" || len(svc.Spec.Selector) == 0 {
+			continue
+		}
+		selected, err := s.pods.Pods(svc.Namespace).List(k8slabels.SelectorFromSet(svc.Spec.Selector))
+		if err != nil {
+			continue
+		}
+		for _, pod := range selected {
+			s.add(want, pod, svc.Annotations, JobServiceEndpoints, svc.Name)
+		}
+	}
+	return want
+}
+
+func (s *AppScraper) add(want map[appKey]appTarget, pod *corev1.Pod, ann map[string]string, job, service string) {
+	if pod.Status.Phase != corev1.PodRunning || pod.Status.PodIP == "" {
+		return
+	}
+	port := ann[AnnotationPort]
+	if port == "" {
+		port = firstContainerPort(pod)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+		klog.V(2).InfoS("Not scraping: no valid port", "pod", klog.KObj(pod), "port", port)
+		return
+	}
+	path := ann[AnnotationPath]
+	if path == "" {
+		path = "/metrics"
+	}
+	scheme := ann[AnnotationScheme]
+	if scheme == "" {
+		scheme = "http"
+	}
+	if (scheme != "http" && scheme != "https") || !strings.HasPrefix(path, "/") {
+		klog.V(2).InfoS("Not scraping: invalid scheme or path", "pod", klog.KObj(pod), "scheme", scheme, "path", path)
+		return
+	}
+	host := net.JoinHostPort(pod.Status.PodIP, port)
+	key := appKey{pod: pod.UID, scheme: scheme, host: host, path: path}
+	if _, ok := want[key]; ok {
+		return
+	}
+	u := (&url.URL{Scheme: scheme, Host: host, Path: path}).String()
+	want[key] = appTarget{url: u, labels: s.targetLabels(pod, job, host, service)}
+}
+
+func firstContainerPort(pod *corev1.Pod) string {
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.ContainerPort > 0 {
+				return strconv.Itoa(int(p.ContainerPort))
+			}
+		}
+	}
+	return ""
+}
+
+// targetLabels are what every series of the target carries: job, instance,
+// namespace, pod, node, service (if found through one) and the pod labels
+// the policy copies. Target labels win over copied pod labels.
+func (s *AppScraper) targetLabels(pod *corev1.Pod, job, host, service string) labels.Labels {
+	b := labels.NewScratchBuilder(8)
+	for _, name := range s.copiedLabels(pod) {
+		b.Add(sanitizeLabelName(name), pod.Labels[name])
+	}
+	b.Sort()
+	lb := labels.NewBuilder(b.Labels())
+	lb.Set(storage.LabelJob, job)
+	lb.Set(storage.LabelInstance, host)
+	lb.Set(storage.LabelNamespace, pod.Namespace)
+	lb.Set(storage.LabelPod, pod.Name)
+	lb.Set(storage.LabelNode, pod.Spec.NodeName)
+	lb.Set("service", service)
+	return lb.Labels()
+}
+
+func (s *AppScraper) copiedLabels(pod *corev1.Pod) []string {
+	var names []string
+	for _, want := range s.cfg.PodLabels {
+		if want == "*" {
+			names = names[:0]
+			for name := range pod.Labels {
+				names = append(names, name)
+			}
+			break
+		}
+		if _, ok := pod.Labels[want]; ok {
+			names = append(names, want)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// sanitizeLabelName maps a Kubernetes label key to a Prometheus label name,
+// as Prometheus' kubernetes_sd does for __meta_kubernetes_pod_label_*.
+func sanitizeLabelName(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// runLoop scrapes one target every interval from an offset derived from
+// its URL, until its context ends.
+func (s *AppScraper) runLoop(ctx context.Context, key appKey, l *appLoop) {
+	t := newTargetWithLabels(l.target.labels)
+	defer func() {
+		s.mu.Lock()
+		retire := l.retire
+		s.mu.Unlock()
+		if retire {
+			app := s.db.Appender(context.Background())
+			if err := t.markAllStale(app, time.Now()); err != nil {
+				_ = app.Rollback()
+			} else if err := app.Commit(); err != nil {
+				klog.ErrorS(err, "Marking series of a removed target stale", "target", l.target.url)
+			}
+		}
+	}()
+	timer := time.NewTimer(offsetFor(l.target.url, s.cfg.Interval))
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		timer.Reset(s.cfg.Interval)
+		s.scrape(ctx, t, l.target.url)
+	}
+}
+
+func (s *AppScraper) scrape(ctx context.Context, t *target, u string) {
+	start := time.Now()
+	fctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	bp := bodyBuffers.Get().(*[]byte)
+	body, contentType, err := fetchMetrics(fctx, s.client, u, (*bp)[:0], s.cfg.MaxBodyBytes, "--scrape.max-response-bytes")
+	cancel()
+	defer putBuffer(bp, body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		reason := reasonFetch
+		var tl errTooLarge
+		if errors.As(err, &tl) {
+			reason = reasonTooLarge
+		}
+		s.fail(t, u, reason, err, start)
+		return
+	}
+	app := s.db.Appender(ctx)
+	res, err := t.appendBody(app, body, contentType, start)
+	if err != nil {
+		_ = app.Rollback()
+		reason := reasonStorage
+		if errors.Is(err, errBody) {
+			reason = reasonBody
+		}
+		s.fail(t, u, reason, err, start)
+		return
+	}
+	t.appendReport(app, start, 1, time.Since(start), res.samples)
+	if err := app.Commit(); err != nil {
+		appScrapeFailures.WithLabelValues(reasonStorage).Inc()
+		klog.ErrorS(err, "Committing an application scrape", "target", u)
+	}
+}
+
+// fail records a failed scrape: up=0 and the target's series end.
+func (s *AppScraper) fail(t *target, u, reason string, err error, at time.Time) {
+	klog.V(1).InfoS("Failed to scrape application", "target", u, "reason", reason, "err", err)
+	appScrapeFailures.WithLabelValues(reason).Inc()
+	app := s.db.Appender(context.Background())
+	if err := t.markAllStale(app, at); err != nil {
+		_ = app.Rollback()
+		return
+	}
+	t.appendReport(app, at, 0, time.Since(at), 0)
+	if err := app.Commit(); err != nil {
+		klog.ErrorS(err, "Recording a failed application scrape", "target", u)
+	}
+}
