@@ -66,7 +66,7 @@ func startServer(t *testing.T) *testServer {
 }
 
 // serve runs the server over the given index and listers.
-func serve(t testing.TB, index *storage.Index, nodes, pods cache.Indexer) *testServer {
+func serve(t testing.TB, index *storage.Index, nodes, pods cache.Indexer, with ...func(*Deps)) *testServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,7 +83,7 @@ func serve(t testing.TB, index *storage.Index, nodes, pods cache.Indexer) *testS
 	}
 	ready := &atomic.Bool{}
 	ready.Store(true)
-	srv, err := New(cfg, Deps{
+	deps := Deps{
 		Resource: provider.NewResourceProvider(index, 15*time.Second),
 		Pods:     cache.NewGenericLister(pods, schema.GroupResource{Resource: "pods"}),
 		Nodes:    corelisters.NewNodeLister(nodes),
@@ -93,7 +93,11 @@ func serve(t testing.TB, index *storage.Index, nodes, pods cache.Indexer) *testS
 			}
 			return nil
 		}}},
-	})
+	}
+	for _, f := range with {
+		f(&deps)
+	}
+	srv, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -153,6 +154,7 @@ func (p *MetricsProvider) GetMetricBySelector(ctx context.Context, namespace str
 	if err != nil {
 		return nil, err
 	}
+	slices.Sort(names)
 	list := &custom_metrics.MetricValueList{}
 	for _, name := range names {
 		v, ok := values[name]

@@ -48,6 +48,7 @@ func (p *MetricsProvider) GetExternalMetric(ctx context.Context, namespace strin
 	if len(samples) == 0 {
 		return nil, notFound("external metric %s has no current value%s%s", info.Metric, inNamespace(namespace), withSelector(metricSelector))
 	}
+	slices.SortFunc(samples, func(a, b labeledSample) int { return labels.Compare(a.labels, b.labels) })
 	list := &external_metrics.ExternalMetricValueList{}
 	for _, s := range samples {
 		list.Items = append(list.Items, external_metrics.ExternalMetricValue{

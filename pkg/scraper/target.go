@@ -90,6 +90,9 @@ type target struct {
 	containers   []storage.ContainerSample
 	builder      labels.Builder
 	report       [len(reportNames)]*seriesEntry
+	// newest is the newest timestamp appended: staleness markers go after
+	// it (a marker in the same millisecond as a sample would be refused).
+	newest int64
 }
 
 type slotKey struct {
@@ -220,9 +223,10 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 // markAllStale ends every series of the target (its scrape failed or the
 // node is gone).
 func (t *target) markAllStale(app promstorage.Appender, now time.Time) error {
+	ts := max(now.UnixMilli(), t.newest+1)
 	for key, e := range t.cache {
 		if e.lastSeen == t.gen {
-			if _, err := t.appendOne(app, e, now.UnixMilli(), math.Float64frombits(value.StaleNaN)); err != nil {
+			if _, err := t.appendOne(app, e, ts, math.Float64frombits(value.StaleNaN)); err != nil {
 				return err
 			}
 		}
@@ -247,6 +251,7 @@ func (t *target) appendOne(app promstorage.Appender, e *seriesEntry, ts int64, v
 	switch {
 	case err == nil:
 		e.ref = ref
+		t.newest = max(t.newest, ts)
 		return true, nil
 	case errors.Is(err, promstorage.ErrOutOfOrderSample), errors.Is(err, promstorage.ErrOutOfBounds),
 		errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp), errors.Is(err, promstorage.ErrTooOldSample):
