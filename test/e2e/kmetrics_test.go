@@ -37,6 +37,7 @@ func startKmetrics() (*kmetrics, error) {
 		// The shipped rules, alerts to the Alertmanager TestAlertReachesAlertmanager runs.
 		"--rules.file", filepath.Join(root, "deploy", "rules", "*.yaml"),
 		"--alertmanager.url", "http://127.0.0.1:"+alertmanagerPort,
+		"--custom-metrics.config", metricsConfig(), "--custom-metrics.discovery-interval", "5s",
 	)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {

@@ -23,6 +23,7 @@ const (
 	apiserverPort    = "16443"
 	etcdPort         = "12379"
 	nodeNet          = "127.0.1"
+	podNet           = "127.110"
 	nodeCount        = 3
 	kmetricsPort     = "18443"
 	alertmanagerPort = "19093"
@@ -45,7 +46,7 @@ func run(m *testing.M) int {
 	state = filepath.Join(root, ".state", "e2e")
 	for k, v := range map[string]string{
 		"KMETRICS_STATE": state, "KMETRICS_APISERVER_PORT": apiserverPort, "KMETRICS_ETCD_PORT": etcdPort,
-		"KMETRICS_NODE_NET": nodeNet, "KMETRICS_NODES": fmt.Sprint(nodeCount), "KMETRICS_PORT": kmetricsPort,
+		"KMETRICS_NODE_NET": nodeNet, "KMETRICS_POD_NET": podNet, "KMETRICS_NODES": fmt.Sprint(nodeCount), "KMETRICS_PORT": kmetricsPort,
 	} {
 		os.Setenv(k, v)
 	}
@@ -65,7 +66,14 @@ func run(m *testing.M) int {
 			_ = cluster("down")
 		}
 	}()
-	var err error
+	config, err := defaultMetricsConfig()
+	if err == nil {
+		err = os.WriteFile(metricsConfig(), config, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: writing the metrics config:", err)
+		return 1
+	}
 	if km, err = startKmetrics(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
