@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test unit fuzz-short fuzz e2e bench lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -19,6 +19,7 @@ lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e
+	$(GO) vet -tags bench ./test/bench
 
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/...
@@ -45,6 +46,13 @@ bench:
 	{ $(GO) test -run='^$$' -bench='AppendBody|ListPodMetrics' -benchmem -count=5 ./pkg/... && \
 	  $(GO) test -run='^$$' -bench=ScrapeCycle -benchtime=3x -count=3 -timeout=60m ./pkg/scraper; } 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench.out
 
+# An HPA Pods request and custom metrics discovery, kmetrics against
+# prometheus-adapter's path over Debian's Prometheus, same data, same real
+# control plane (test/bench). Appends to bench-adapter.out.
+bench-adapter: cluster-bins
+	@command -v prometheus >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+	$(GO) test -tags bench -run='^$$' -bench=. -benchtime=20x -count=5 -timeout=30m ./test/bench 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-adapter.out
+
 demo:
 	bash hack/demo.sh up
 
@@ -52,4 +60,4 @@ demo-down:
 	bash hack/demo.sh down
 
 clean:
-	rm -rf bin .state .e2e.log bench.out
+	rm -rf bin .state .e2e.log bench.out bench-adapter.out

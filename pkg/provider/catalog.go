@@ -47,13 +47,14 @@ func buildCatalog(ctx context.Context, db promstorage.Queryable, rules *naming.R
 	c := &catalog{custom: map[customKey][]source{}, external: map[string][]source{}}
 	hints := &promstorage.SelectHints{Start: start.UnixMilli(), End: end.UnixMilli(), Func: "series"}
 	for _, n := range rules.Custom {
-		seen := map[string]bool{} // series name + label name
+		type nameLabel struct{ series, label string }
+		seen := map[nameLabel]bool{}
 		err := eachSeries(ctx, q, hints, n, func(name, metric string, lset labels.Labels) {
 			lset.Range(func(l labels.Label) {
-				if l.Name == labels.MetricName || seen[name+"\xff"+l.Name] {
+				if l.Name == labels.MetricName || seen[nameLabel{name, l.Name}] {
 					return
 				}
-				seen[name+"\xff"+l.Name] = true
+				seen[nameLabel{name, l.Name}] = true
 				if gr, ok := n.ResourceFor(l.Name); ok {
 					k := customKey{gr, metric}
 					c.custom[k] = addSource(c.custom[k], source{n, name})
@@ -85,10 +86,17 @@ func buildCatalog(ctx context.Context, db promstorage.Queryable, rules *naming.R
 
 func eachSeries(ctx context.Context, q promstorage.Querier, hints *promstorage.SelectHints, n *naming.Namer, f func(name, metric string, lset labels.Labels)) error {
 	set := q.Select(ctx, false, hints, n.Matchers()...)
+	// Thousands of series share a few names: name each name once.
+	metrics := map[string]string{}
 	for set.Next() {
 		lset := set.At().Labels()
 		name := lset.Get(labels.MetricName)
-		if metric, ok := n.MetricName(name); ok && metric != "" {
+		metric, seen := metrics[name]
+		if !seen {
+			metric, _ = n.MetricName(name)
+			metrics[name] = metric
+		}
+		if metric != "" {
 			f(name, metric, lset)
 		}
 	}

@@ -124,7 +124,7 @@ func (p *MetricsProvider) GetMetricByName(ctx context.Context, name types.Namesp
 	if err != nil {
 		return nil, err
 	}
-	values, err := p.customValues(ctx, src, gr, name.Namespace, name.Name, metricSelector)
+	values, err := p.customValues(ctx, src, gr, name.Namespace, name.Name, metricSelector, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +150,7 @@ func (p *MetricsProvider) GetMetricBySelector(ctx context.Context, namespace str
 	if len(names) == 0 {
 		return nil, notFound("no %s match the selector %q%s", gr, selector.String(), inNamespace(namespace))
 	}
-	values, err := p.customValues(ctx, src, gr, namespace, "", metricSelector)
+	values, err := p.customValues(ctx, src, gr, namespace, "", metricSelector, names)
 	if err != nil {
 		return nil, err
 	}
@@ -202,8 +202,9 @@ type sample struct {
 }
 
 // customValues evaluates the metric for the objects of gr, keyed by object
-// name: restricted to namespace (if namespaced) and name (if given).
-func (p *MetricsProvider) customValues(ctx context.Context, src source, gr schema.GroupResource, namespace, name string, metricSelector k8slabels.Selector) (map[string]sample, error) {
+// name: restricted to namespace (if namespaced), name (if given) and the
+// objects named in only (if given).
+func (p *MetricsProvider) customValues(ctx context.Context, src source, gr schema.GroupResource, namespace, name string, metricSelector k8slabels.Selector, only []string) (map[string]sample, error) {
 	label, err := src.namer.LabelFor(gr)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -222,7 +223,15 @@ func (p *MetricsProvider) customValues(ctx context.Context, src source, gr schem
 	if name != "" {
 		matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, label, name))
 	}
-	samples, err := p.evaluate(ctx, src, matchers, []string{label})
+	var db promstorage.Queryable = p.db
+	if only != nil {
+		f := &objectFilter{Queryable: p.db, label: label, names: make(map[string]struct{}, len(only)), injected: matchers}
+		for _, n := range only {
+			f.names[n] = struct{}{}
+		}
+		db = f
+	}
+	samples, err := p.evaluate(ctx, db, src, matchers, []string{label})
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func (p *MetricsProvider) GetExternalMetric(ctx context.Context, namespace strin
 			matchers = append(matchers, labels.MustNewMatcher(labels.MatchEqual, nsLabel, namespace))
 		}
 	}
-	samples, err := p.evaluate(ctx, src, matchers, slices.Sorted(maps.Keys(groupBy)))
+	samples, err := p.evaluate(ctx, p.db, src, matchers, slices.Sorted(maps.Keys(groupBy)))
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	promstorage "github.com/prometheus/prometheus/storage"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
@@ -25,7 +26,7 @@ type labeledSample struct {
 // evaluate renders the source's metricsQuery and runs it at the current
 // time. Each result carries the time of the newest raw sample of its group
 // (a second, cheap query), not the evaluation time, and the query's range.
-func (p *MetricsProvider) evaluate(ctx context.Context, src source, matchers []*labels.Matcher, groupBy []string) ([]labeledSample, error) {
+func (p *MetricsProvider) evaluate(ctx context.Context, db promstorage.Queryable, src source, matchers []*labels.Matcher, groupBy []string) ([]labeledSample, error) {
 	q, err := src.namer.Query(src.series, matchers, groupBy)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
@@ -36,7 +37,7 @@ func (p *MetricsProvider) evaluate(ctx context.Context, src source, matchers []*
 	}
 	window := maxRange(expr)
 	now := p.now()
-	vec, err := p.instant(ctx, q, now)
+	vec, err := p.instant(ctx, db, q, now)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func (p *MetricsProvider) evaluate(ctx context.Context, src source, matchers []*
 		return nil, nil
 	}
 	selector := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, src.series)}, matchers...)
-	tsVec, err := p.instant(ctx, fmt.Sprintf("max by (%s) (timestamp(%s))", strings.Join(groupBy, ","), vectorSelector(selector)), now)
+	tsVec, err := p.instant(ctx, db, fmt.Sprintf("max by (%s) (timestamp(%s))", strings.Join(groupBy, ","), vectorSelector(selector)), now)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +73,8 @@ func (p *MetricsProvider) evaluate(ctx context.Context, src source, matchers []*
 	return out, nil
 }
 
-func (p *MetricsProvider) instant(ctx context.Context, q string, at time.Time) (promql.Vector, error) {
-	qry, err := p.engine.NewInstantQuery(ctx, p.db, nil, q, at)
+func (p *MetricsProvider) instant(ctx context.Context, db promstorage.Queryable, q string, at time.Time) (promql.Vector, error) {
+	qry, err := p.engine.NewInstantQuery(ctx, db, nil, q, at)
 	if err != nil {
 		return nil, apierrors.NewInternalError(fmt.Errorf("query %q: %w", q, err))
 	}
