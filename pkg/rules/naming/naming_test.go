@@ -158,6 +158,10 @@ func TestDefaultsAndAdapterConfig(t *testing.T) {
 	if _, _, err := Load("", mapper()); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
+	// deploy/ ships the defaults as its ConfigMap: they must not drift.
+	if shipped, err := os.ReadFile("../../../deploy/metrics/config.yaml"); err != nil || string(shipped) != string(DefaultConfig) {
+		t.Errorf("deploy/metrics/config.yaml differs from default-config.yaml (%v)", err)
+	}
 	r, _, err := Load("testdata/adapter-config.yaml", mapper())
 	if err != nil {
 		t.Fatal(err)
