@@ -60,8 +60,8 @@ func startCustomServer(t *testing.T) *customFixture {
 		lset  labels.Labels
 		value func(step int) float64
 	}{
-		{labels.FromStrings("__name__", "http_requests_total", "job", "kubernetes-pods", "namespace", "shop", "pod", "web-1", "node", "n1"), func(s int) float64 { return float64(100 * s) }},
-		{labels.FromStrings("__name__", "http_requests_total", "job", "kubernetes-pods", "namespace", "shop", "pod", "web-2", "node", "n2"), func(s int) float64 { return float64(20 * s) }},
+		{labels.FromStrings("__name__", "http_requests_total", "job", "kubernetes-pods", "namespace", "shop", "pod", "web-1", "node", "n1", "service", "web"), func(s int) float64 { return float64(100 * s) }},
+		{labels.FromStrings("__name__", "http_requests_total", "job", "kubernetes-pods", "namespace", "shop", "pod", "web-2", "node", "n2", "service", "web"), func(s int) float64 { return float64(20 * s) }},
 		{labels.FromStrings("__name__", "http_requests_total", "job", "kubernetes-pods", "namespace", "other", "pod", "x", "node", "n2"), func(s int) float64 { return float64(10 * s) }},
 		{labels.FromStrings("__name__", "queue_depth", "job", "kubernetes-pods", "namespace", "shop", "pod", "web-1", "queue", "jobs"), func(int) float64 { return 7 }},
 		{labels.FromStrings("__name__", "queue_depth", "job", "kubernetes-pods", "namespace", "shop", "pod", "web-1", "queue", "mail"), func(int) float64 { return 3 }},
@@ -150,6 +150,7 @@ func TestCustomMetricsAPI(t *testing.T) {
 		{name: "selector narrows to existing pods", path: cm + "v1beta2/namespaces/shop/pods/*/http_requests?labelSelector=" + q("app in (web,db)"),
 			code: 200, objects: []string{"web-1", "web-2"}},
 		{name: "one pod", path: cm + "v1beta2/namespaces/shop/pods/web-2/http_requests", code: 200, objects: []string{"web-2"}, values: []string{"2"}},
+		{name: "service object", path: cm + "v1beta2/namespaces/shop/services/web/http_requests", code: 200, objects: []string{"web"}, values: []string{"12"}, window: 60},
 		{name: "namespace object", path: cm + "v1beta2/namespaces/shop/metrics/http_requests", code: 200, objects: []string{"shop"}, values: []string{"12"}},
 		{name: "node (root-scoped)", path: cm + "v1beta2/nodes/n1/node_memory_working_set_bytes", code: 200, objects: []string{"n1"}, values: []string{"1073741824"}, window: -1},
 		{name: "nodes by selector", path: cm + "v1beta1/nodes/n2/http_requests", code: 200, objects: []string{"n2"}, values: []string{"3"}},
@@ -250,7 +251,7 @@ func TestCustomMetricsDiscovery(t *testing.T) {
 		{"/apis/custom.metrics.k8s.io/v1beta2", []string{
 			"namespaces/http_requests:false", "namespaces/queue_depth:false",
 			"nodes/http_requests:false", "nodes/node_memory_working_set_bytes:false",
-			"pods/http_requests:true", "pods/queue_depth:true"}},
+			"pods/http_requests:true", "pods/queue_depth:true", "services/http_requests:true"}},
 		{"/apis/custom.metrics.k8s.io/v1beta1", nil},
 		{"/apis/external.metrics.k8s.io/v1beta1", []string{"http_requests:true", "queue_depth:true"}},
 	} {
