@@ -132,7 +132,9 @@ func run(ctx context.Context, o *options) error {
 	podInformer := pods.Informer()
 
 	scraper.RegisterMetrics()
+	cadvisor, _ := o.cadvisorConfig() // validated
 	mgr, err := scraper.NewManager(scraper.Config{
+		Cadvisor:      cadvisor,
 		Kubelet:       o.kubeletConfig(restConfig),
 		Resolution:    o.metricResolution,
 		NodeSelector:  nodeSelector,

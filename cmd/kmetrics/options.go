@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
+	"github.com/kmetrics/kmetrics/pkg/scraper"
 )
 
 // options are every flag of kmetrics. Flags metrics-server users know keep
@@ -34,6 +36,10 @@ type options struct {
 	maxConcurrentScrapes     int
 	nodeSelector             string
 	clusterState             bool
+	cadvisor                 bool
+	cadvisorPath             string
+	cadvisorAllow            string
+	cadvisorDeny             string
 
 	tsdbPath          string
 	tsdbRetentionTime model.Duration
@@ -72,22 +78,28 @@ func newOptions() *options {
 		kubeletMaxResponseBytes: 10 << 20,
 		maxConcurrentScrapes:    50,
 		clusterState:            true,
-		tsdbPath:                "/var/lib/kmetrics",
-		tsdbRetentionTime:       model.Duration(15 * 24 * time.Hour),
-		queryTimeout:            2 * time.Minute,
-		queryMaxSamples:         50000000,
-		queryMaxConcurrency:     20,
-		queryLookbackDelta:      5 * time.Minute,
-		ruleInterval:            30 * time.Second,
-		scrapeAnnotated:         true,
-		scrapeTimeout:           10 * time.Second,
-		scrapeMaxResponseBytes:  10 << 20,
-		scrapePodLabels:         []string{"app", "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"},
-		customMetrics:           true,
-		externalMetrics:         true,
-		customMetricsDiscovery:  30 * time.Second,
-		server:                  apiserver.NewOptions(),
-		logging:                 logs.NewOptions(),
+		cadvisorPath:            "/metrics/cadvisor",
+		// What kube-prometheus drops from cAdvisor: series no dashboard or
+		// alert of the kubernetes-mixin reads, and the most numerous.
+		cadvisorDeny: "container_cpu_(cfs_throttled_seconds_total|load_average_10s|system_seconds_total|user_seconds_total)|" +
+			"container_fs_(io_current|io_time_seconds_total|io_time_weighted_seconds_total|reads_merged_total|sector_reads_total|sector_writes_total|writes_merged_total)|" +
+			"container_memory_(mapped_file|swap)|container_(file_descriptors|tasks_state|threads_max)|container_spec_.*",
+		tsdbPath:               "/var/lib/kmetrics",
+		tsdbRetentionTime:      model.Duration(15 * 24 * time.Hour),
+		queryTimeout:           2 * time.Minute,
+		queryMaxSamples:        50000000,
+		queryMaxConcurrency:    20,
+		queryLookbackDelta:     5 * time.Minute,
+		ruleInterval:           30 * time.Second,
+		scrapeAnnotated:        true,
+		scrapeTimeout:          10 * time.Second,
+		scrapeMaxResponseBytes: 10 << 20,
+		scrapePodLabels:        []string{"app", "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"},
+		customMetrics:          true,
+		externalMetrics:        true,
+		customMetricsDiscovery: 30 * time.Second,
+		server:                 apiserver.NewOptions(),
+		logging:                logs.NewOptions(),
 	}
 }
 
@@ -110,6 +122,10 @@ func (o *options) flags() flag.NamedFlagSets {
 	ks.Int64Var(&o.kubeletMaxResponseBytes, "kubelet-max-response-bytes", o.kubeletMaxResponseBytes, "Largest kubelet response accepted; a larger one fails that node's scrape only.")
 	ks.IntVar(&o.maxConcurrentScrapes, "max-concurrent-scrapes", o.maxConcurrentScrapes, "Kubelet scrapes in flight at once.")
 	ks.StringVarP(&o.nodeSelector, "node-selector", "l", "", "Label selector of the nodes to scrape (e.g. -l key1=value1,key2=value2).")
+	ks.BoolVar(&o.cadvisor, "kubelet-cadvisor", false, "Also scrape every kubelet's cAdvisor metrics (job=\"kubelet\", metrics_path=\"/metrics/cadvisor\", what the kubernetes-mixin dashboards read). Many series per container: see the allow/deny lists.")
+	ks.StringVar(&o.cadvisorPath, "kubelet-cadvisor-path", o.cadvisorPath, "Path of the cAdvisor metrics on the kubelet; {node} stands for the node name.")
+	ks.StringVar(&o.cadvisorAllow, "kubelet-cadvisor-metrics-allow", "", "Regular expression (anchored) of the cAdvisor metric names to store; empty keeps all not denied.")
+	ks.StringVar(&o.cadvisorDeny, "kubelet-cadvisor-metrics-deny", o.cadvisorDeny, "Regular expression (anchored) of the cAdvisor metric names to drop.")
 	ks.BoolVar(&o.clusterState, "cluster-state", o.clusterState, "Write kube-state-metrics' pod, node and namespace series (job=\"kube-state-metrics\") every resolution, for dashboards that join on them. Watches all pods and namespaces.")
 
 	ss := fss.FlagSet("storage")
@@ -187,6 +203,9 @@ func (o *options) validate() []error {
 	if o.scrapeTimeout <= 0 || o.scrapeTimeout > o.metricResolution || o.scrapeMaxResponseBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--scrape.timeout must be positive and at most --metric-resolution, --scrape.max-response-bytes positive"))
 	}
+	if _, err := o.cadvisorConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	if o.customMetricsDiscovery <= 0 {
 		errs = append(errs, fmt.Errorf("--custom-metrics.discovery-interval must be positive"))
 	}
@@ -202,4 +221,29 @@ func addAll(fs *pflag.FlagSet, fss flag.NamedFlagSets) {
 	for _, name := range fss.Order {
 		fs.AddFlagSet(fss.FlagSets[name])
 	}
+}
+
+// cadvisorConfig is the cAdvisor scrape (nil when off).
+func (o *options) cadvisorConfig() (*scraper.CadvisorConfig, error) {
+	if !o.cadvisor {
+		return nil, nil
+	}
+	c := &scraper.CadvisorConfig{Path: o.cadvisorPath}
+	for _, f := range []struct {
+		flag, expr string
+		re         **regexp.Regexp
+	}{{"--kubelet-cadvisor-metrics-allow", o.cadvisorAllow, &c.Allow}, {"--kubelet-cadvisor-metrics-deny", o.cadvisorDeny, &c.Deny}} {
+		if f.expr == "" {
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + f.expr + ")$")
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.flag, err)
+		}
+		*f.re = re
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		return nil, fmt.Errorf("--kubelet-cadvisor-path must start with /")
+	}
+	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,6 +69,17 @@ func newKubeletClient(cfg KubeletConfig) (*kubeletClient, error) {
 // endpoint returns the URL of a node's resource metrics, its host:port (the
 // instance label) and path.
 func (c *kubeletClient) endpoint(node *corev1.Node) (u, instance, path string, err error) {
+	path = DefaultResourceMetricsPath
+	if p := node.Annotations[AnnotationResourceMetricsPath]; p != "" {
+		path = p
+	}
+	return c.endpointAt(node, path)
+}
+
+// endpointAt is the URL of path on a node's kubelet; "{node}" in path is
+// the node's name (e.g. the API server's proxy path
+// /api/v1/nodes/{node}/proxy/metrics/cadvisor).
+func (c *kubeletClient) endpointAt(node *corev1.Node, path string) (u, instance, p string, err error) {
 	addr, err := c.resolver.NodeAddress(node)
 	if err != nil {
 		return "", "", "", err
@@ -76,10 +88,7 @@ func (c *kubeletClient) endpoint(node *corev1.Node) (u, instance, path string, e
 	if p := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port); c.useNodeStatusPort && p != 0 {
 		port = p
 	}
-	path = DefaultResourceMetricsPath
-	if p := node.Annotations[AnnotationResourceMetricsPath]; p != "" {
-		path = p
-	}
+	path = strings.ReplaceAll(path, "{node}", node.Name)
 	instance = net.JoinHostPort(addr, strconv.Itoa(port))
 	return (&url.URL{Scheme: c.scheme, Host: instance, Path: path}).String(), instance, path, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,22 @@ type Config struct {
 	NodeSelector labels.Selector
 	// MaxConcurrent bounds scrapes in flight at once.
 	MaxConcurrent int
+	// Cadvisor, when set, also scrapes each kubelet's cAdvisor metrics.
+	Cadvisor *CadvisorConfig
+}
+
+// CadvisorConfig says where a kubelet's cAdvisor metrics are and which to
+// keep.
+type CadvisorConfig struct {
+	// Path on the kubelet, "{node}" standing for the node's name.
+	Path string
+	// Allow (when set) and Deny (when set) filter metric names; both are
+	// anchored.
+	Allow, Deny *regexp.Regexp
+}
+
+func (c *CadvisorConfig) keep(name string) bool {
+	return (c.Allow == nil || c.Allow.MatchString(name)) && (c.Deny == nil || !c.Deny.MatchString(name))
 }
 
 // Manager runs one scrape loop per selected node.
@@ -50,6 +67,7 @@ type Manager struct {
 	resolution time.Duration
 	timeout    time.Duration
 	sem        chan struct{}
+	cadvisor   *CadvisorConfig
 
 	mu    sync.Mutex
 	loops map[string]*nodeLoop
@@ -87,7 +105,7 @@ func NewManager(cfg Config, nodes corelisters.NodeLister, db Appendable, index I
 	}
 	return &Manager{
 		client: client, nodes: nodes, selector: sel, db: db, index: index,
-		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout,
+		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, cadvisor: cfg.Cadvisor,
 		sem:   make(chan struct{}, n),
 		loops: map[string]*nodeLoop{},
 	}, nil
@@ -177,10 +195,13 @@ func (m *Manager) stopLocked(name string, retire bool) {
 // even spacing between its own points (what the CPU rate is computed over).
 func (m *Manager) runLoop(ctx context.Context, name string, l *nodeLoop) {
 	defer close(l.done)
-	var t *target
+	var t, ct *target
 	defer func() {
 		if l.retire.Load() {
 			m.retire(name, t)
+			if ct != nil {
+				m.endSeries(name, ct)
+			}
 		}
 	}()
 	timer := time.NewTimer(offsetFor(name, m.resolution))
@@ -193,21 +214,29 @@ func (m *Manager) runLoop(ctx context.Context, name string, l *nodeLoop) {
 		}
 		timer.Reset(m.resolution)
 		t = m.scrapeNode(ctx, name, t)
+		if m.cadvisor != nil {
+			ct = m.scrapeCadvisor(ctx, name, ct)
+		}
 	}
 }
 
 // retire ends a node's series and index entries once its loop stops.
 func (m *Manager) retire(name string, t *target) {
 	if t != nil {
-		app := m.db.Appender(context.Background())
-		if err := t.markAllStale(app, time.Now()); err != nil {
-			_ = app.Rollback()
-		} else if err := app.Commit(); err != nil {
-			klog.ErrorS(err, "Marking series of a removed node stale", "node", name)
-		}
+		m.endSeries(name, t)
 	}
 	m.index.ForgetNode(name)
 	forgetNodeMetrics(name)
+}
+
+// endSeries marks every series of a target stale.
+func (m *Manager) endSeries(name string, t *target) {
+	app := m.db.Appender(context.Background())
+	if err := t.markAllStale(app, time.Now()); err != nil {
+		_ = app.Rollback()
+	} else if err := app.Commit(); err != nil {
+		klog.ErrorS(err, "Marking series of a removed node stale", "node", name)
+	}
 }
 
 func offsetFor(name string, interval time.Duration) time.Duration {

@@ -28,6 +28,9 @@ const (
 	kindContainerStart
 	// kindSkipped is a resource series the index cannot use (a label missing).
 	kindSkipped
+	// kindDropped is a series the target's metric filter drops: cached, so
+	// its labels are parsed once, but never stored.
+	kindDropped
 )
 
 var resourceKinds = map[string]resourceKind{
@@ -93,6 +96,11 @@ type target struct {
 	// newest is the newest timestamp appended: staleness markers go after
 	// it (a marker in the same millisecond as a sample would be refused).
 	newest int64
+	// indexed: the target's container and node series feed the latest-value
+	// index (a kubelet's /metrics/resource).
+	indexed bool
+	// keep, when set, says which metric names are stored.
+	keep func(name string) bool
 }
 
 type slotKey struct {
@@ -101,6 +109,13 @@ type slotKey struct {
 }
 
 func newTarget(node, instance, path string) *target {
+	t := newKubeletTarget(node, instance, path)
+	t.indexed = true
+	return t
+}
+
+// newKubeletTarget is a kubelet endpoint whose series are stored only.
+func newKubeletTarget(node, instance, path string) *target {
 	return newTargetWithLabels(labels.FromStrings(
 		storage.LabelJob, storage.JobKubelet,
 		storage.LabelInstance, instance,
@@ -177,6 +192,9 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			continue
 		}
 		e.parsed = parse
+		if e.kind == kindDropped {
+			continue
+		}
 		st := nowMs
 		if ts != nil {
 			st = *ts
@@ -209,7 +227,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			}
 			continue
 		}
-		if e.lastSeen == t.gen {
+		if e.lastSeen == t.gen && e.kind != kindDropped {
 			if _, err := t.appendOne(app, e, nowMs, math.Float64frombits(value.StaleNaN)); err != nil {
 				return res, err
 			}
@@ -225,7 +243,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 func (t *target) markAllStale(app promstorage.Appender, now time.Time) error {
 	ts := max(now.UnixMilli(), t.newest+1)
 	for key, e := range t.cache {
-		if e.lastSeen == t.gen {
+		if e.lastSeen == t.gen && e.kind != kindDropped {
 			if _, err := t.appendOne(app, e, ts, math.Float64frombits(value.StaleNaN)); err != nil {
 				return err
 			}
@@ -276,7 +294,14 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 		t.builder.Set(l.Name, l.Value)
 	})
 	e := &seriesEntry{lset: t.builder.Labels()}
-	e.kind = resourceKinds[scraped.Get(labels.MetricName)]
+	name := scraped.Get(labels.MetricName)
+	if t.keep != nil && !t.keep(name) {
+		e.kind = kindDropped
+		return e
+	}
+	if t.indexed {
+		e.kind = resourceKinds[name]
+	}
 	switch e.kind {
 	case kindContainerCPU, kindContainerMemory, kindContainerStart:
 		key := slotKey{
