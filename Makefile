@@ -24,10 +24,12 @@ lint:
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/...
 
-# The decoder's fuzz target, briefly (seed corpus: real kubelet and kwok bodies).
+# The fuzz targets, briefly: the scrape decoder (seed corpus: real kubelet and
+# kwok bodies) and the custom metrics config.
 # Minimisation is capped: the default 60s stalls fuzzing on a binary this large.
 fuzz-short:
 	$(GO) test -run='^$$' -fuzz=FuzzAppendBody -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
+	$(GO) test -run='^$$' -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/rules/naming
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m
