@@ -75,6 +75,8 @@ install_apt openssl openssl
 install_apt jq jq
 # For the end-to-end alerting test: a real Alertmanager.
 install_apt prometheus-alertmanager prometheus-alertmanager
+# Debian's Prometheus: what the equivalence test and make bench-adapter compare with.
+install_apt prometheus prometheus
 build_kwok
 build_kubernetes
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

@@ -13,11 +13,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kmetrics/kmetrics/pkg/storage"
+	"github.com/kmetrics/kmetrics/test/internal/promserver"
 )
 
 const (
@@ -54,6 +51,7 @@ var (
 	root, state string
 	restConfig  *rest.Config
 	db          *storage.DB
+	prom        *promserver.Server
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -84,12 +82,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "creating pods:", err)
 		return 1
 	}
-	prom, err := startPrometheus()
-	if err != nil {
+	if prom, err = promserver.Start(filepath.Join(state, "prometheus"), prometheusPort); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer func() { _ = prom.Process.Kill(); _ = prom.Wait() }()
+	defer prom.Stop()
 	if db, err = storage.Open(storage.Options{Path: filepath.Join(state, "tsdb")}, nil, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -165,43 +162,6 @@ func createPods() error {
 	}
 }
 
-func startPrometheus() (*exec.Cmd, error) {
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		return nil, fmt.Errorf("Debian's prometheus is not installed (make bench-adapter installs it): %w", err)
-	}
-	dir := filepath.Join(state, "prometheus")
-	_ = os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
-		return nil, err
-	}
-	log, _ := os.Create(filepath.Join(dir, "prometheus.log"))
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+prometheusPort, "--web.enable-remote-write-receiver")
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get("http://127.0.0.1:" + prometheusPort + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("prometheus not ready; log %s", log.Name())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // writeData stores the same samples in both: per pod, http_requests_total
 // rising 10·(i%5+1)/s and nine more counters, a point every 10 s from a
 // minute ago to dataSpan ahead, so that every request of the run sees a
@@ -209,7 +169,7 @@ func startPrometheus() (*exec.Cmd, error) {
 func writeData() error {
 	start := time.Now().Truncate(time.Second).Add(-time.Minute)
 	app := db.Appender(context.Background())
-	var req prompb.WriteRequest
+	var batch []promserver.Series
 	for i := 0; i < pods; i++ {
 		for k := 0; k < metricsPerPod; k++ {
 			name := "http_requests_total"
@@ -218,8 +178,7 @@ func writeData() error {
 			}
 			lset := labels.FromStrings("__name__", name, "job", "kubernetes-pods", "namespace", namespace, "pod", podName(i),
 				"instance", fmt.Sprintf("127.120.%d.%d:9100", i%nodes+1, i/nodes+2), "node", fmt.Sprintf("kwok-node-%d", i%nodes+1))
-			ts := prompb.TimeSeries{}
-			lset.Range(func(l labels.Label) { ts.Labels = append(ts.Labels, prompb.Label{Name: l.Name, Value: l.Value}) })
+			ts := promserver.Series{Labels: lset}
 			for step := 0; step <= int(dataSpan/(10*time.Second))+6; step++ {
 				t := start.Add(time.Duration(step) * 10 * time.Second).UnixMilli()
 				v := float64(10 * 10 * step * (i%5 + 1))
@@ -228,35 +187,14 @@ func writeData() error {
 				}
 				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
 			}
-			req.Timeseries = append(req.Timeseries, ts)
+			batch = append(batch, ts)
 		}
-		if len(req.Timeseries) >= 500 || i == pods-1 {
-			if err := remoteWrite(&req); err != nil {
+		if len(batch) >= 500 || i == pods-1 {
+			if err := prom.Write(batch); err != nil {
 				return err
 			}
-			req.Timeseries = req.Timeseries[:0]
+			batch = batch[:0]
 		}
 	}
 	return app.Commit()
-}
-
-func remoteWrite(req *prompb.WriteRequest) error {
-	raw, err := req.Marshal()
-	if err != nil {
-		return err
-	}
-	hreq, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:"+prometheusPort+"/api/v1/write", bytes.NewReader(snappy.Encode(nil, raw)))
-	hreq.Header.Set("Content-Type", "application/x-protobuf")
-	hreq.Header.Set("Content-Encoding", "snappy")
-	hreq.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(hreq)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("remote write: %s: %s", resp.Status, b)
-	}
-	return nil
 }
