@@ -66,6 +66,9 @@ func Start(dir, port string) (*Server, error) {
 	}
 }
 
+// Pid is the server's process ID.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop kills the server.
 func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()

@@ -1,0 +1,281 @@
+//go:build bench
+
+// Package querybench measures the dashboards' main queries over a day of
+// history for 1,000 nodes × 30 pods in kmetrics' query API and in Debian's
+// Prometheus holding the same samples, each in its own process, and their
+// RSS per head series.
+//
+//	make bench-query
+package querybench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
+	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/kmetrics/kmetrics/pkg/apiserver"
+	"github.com/kmetrics/kmetrics/pkg/storage"
+	"github.com/kmetrics/kmetrics/test/internal/promserver"
+)
+
+const (
+	nodes       = 1000
+	podsPerNode = 30
+	namespaces  = 50
+	history     = 24 * time.Hour
+	interval    = 60 * time.Second // one day at 15 s is 4× the samples; the shape is the same
+	promPort    = "29190"
+)
+
+var (
+	end   = time.Now().Truncate(time.Minute)
+	start = end.Add(-history)
+	prom  *promserver.Server
+	kmURL string
+	kmPID int
+)
+
+// series: per pod one container's CPU counter and memory gauge (60,000).
+type podSeries struct{ cpu, mem labels.Labels }
+
+func allSeries() []podSeries {
+	out := make([]podSeries, 0, nodes*podsPerNode)
+	for n := 0; n < nodes; n++ {
+		for p := 0; p < podsPerNode; p++ {
+			i := n*podsPerNode + p
+			base := []string{"job", "kubelet", "metrics_path", "/metrics/resource", "instance", fmt.Sprintf("10.%d.%d.1:10250", n/250, n%250),
+				"node", fmt.Sprintf("node-%d", n), "namespace", fmt.Sprintf("ns-%d", i%namespaces), "pod", fmt.Sprintf("pod-%d", i), "container", "main"}
+			out = append(out, podSeries{
+				cpu: labels.FromStrings(append([]string{"__name__", "container_cpu_usage_seconds_total"}, base...)...),
+				mem: labels.FromStrings(append([]string{"__name__", "container_memory_working_set_bytes"}, base...)...),
+			})
+		}
+	}
+	return out
+}
+
+func cpuAt(i, step int) float64 { return float64(step) * 60 * 0.01 * float64(1+i%40) }
+func memAt(i, step int) float64 { return float64(64<<20+(i%97)<<20) + float64(step%30)*1e5 }
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	wd, _ := os.Getwd()
+	state := filepath.Join(filepath.Clean(filepath.Join(wd, "..", "..")), ".state", "querybench")
+	_ = os.RemoveAll(state)
+	var err error
+	if prom, err = promserver.Start(filepath.Join(state, "prometheus"), promPort); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer prom.Stop()
+	tsdbDir := filepath.Join(state, "kmetrics")
+	t0 := time.Now()
+	if err := load(tsdbDir); err != nil {
+		fmt.Fprintln(os.Stderr, "loading:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "loaded %d series × %d samples into both in %v\n", 2*nodes*podsPerNode, int(history/interval)+1, time.Since(t0))
+	stop, err := startQueryServer(tsdbDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
+
+// load writes the day, oldest hour first (both TSDBs compact the head as
+// it grows: later writes are never older than what was compacted).
+func load(dir string) error {
+	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
+	if err != nil {
+		return err
+	}
+	series := allSeries()
+	refs := make([][2]uint64, len(series))
+	steps := int(history / interval)
+	const hour = int(time.Hour / interval)
+	for from := 0; from <= steps; from += hour {
+		to := min(from+hour, steps+1)
+		app := db.Appender(context.Background())
+		var batch []promserver.Series
+		for i, s := range series {
+			c := promserver.Series{Labels: s.cpu}
+			m := promserver.Series{Labels: s.mem}
+			for step := from; step < to; step++ {
+				ts := start.Add(time.Duration(step) * interval).UnixMilli()
+				r, err := app.Append(promstorage.SeriesRef(refs[i][0]), s.cpu, ts, cpuAt(i, step))
+				if err != nil {
+					return err
+				}
+				refs[i][0] = uint64(r)
+				r, err = app.Append(promstorage.SeriesRef(refs[i][1]), s.mem, ts, memAt(i, step))
+				if err != nil {
+					return err
+				}
+				refs[i][1] = uint64(r)
+				c.Samples = append(c.Samples, prompb.Sample{Timestamp: ts, Value: cpuAt(i, step)})
+				m.Samples = append(m.Samples, prompb.Sample{Timestamp: ts, Value: memAt(i, step)})
+			}
+			batch = append(batch, c, m)
+			if len(batch) >= 4000 {
+				if err := prom.Write(batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+		if len(batch) > 0 {
+			if err := prom.Write(batch); err != nil {
+				return err
+			}
+		}
+		if err := app.Commit(); err != nil {
+			return err
+		}
+		if err := db.TSDB().Compact(context.Background()); err != nil {
+			return err
+		}
+	}
+	return db.Close()
+}
+
+func startQueryServer(dir string) (func(), error) {
+	bin := filepath.Join(os.TempDir(), "kmetrics-queryserver")
+	if out, err := exec.Command("go", "build", "-o", bin, "./queryserver").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the query server: %v\n%s", err, out)
+	}
+	port := "29191"
+	cmd := exec.Command(bin, "-path", dir, "-listen", "127.0.0.1:"+port)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		_ = cmd.Process.Kill()
+		return nil, fmt.Errorf("query server: %q", line)
+	}
+	kmURL, kmPID = "http://127.0.0.1:"+port+apiserver.QueryPrefix, cmd.Process.Pid
+	for i := 0; i < 100; i++ {
+		if resp, err := http.Get(kmURL + "/query?query=1"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }, nil
+}
+
+// The dashboards' main queries, as Grafana sends them for a one-day panel
+// (step 2m: ~720 points).
+var dashboardQueries = []struct{ name, path, query string }{
+	{"cluster-cpu-by-namespace", "query_range", `sum by (namespace) (rate(container_cpu_usage_seconds_total{job="kubelet",metrics_path="/metrics/resource"}[5m]))`},
+	{"cluster-memory-by-namespace", "query_range", `sum by (namespace) (container_memory_working_set_bytes{job="kubelet",metrics_path="/metrics/resource"})`},
+	{"namespace-cpu-by-pod", "query_range", `sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="ns-7"}[5m]))`},
+	{"node-cpu-by-pod", "query_range", `sum by (pod) (rate(container_cpu_usage_seconds_total{node="node-421"}[5m]))`},
+	{"top10-pods-cpu", "query_range", `topk(10, sum by (pod) (rate(container_cpu_usage_seconds_total[5m])))`},
+	{"cluster-cpu-now", "query", `sum(rate(container_cpu_usage_seconds_total[5m]))`},
+}
+
+func params(path, q string) url.Values {
+	if path == "query" {
+		return url.Values{"query": {q}, "time": {strconv.FormatInt(end.Unix(), 10)}}
+	}
+	return url.Values{"query": {q}, "start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}, "step": {"120"}}
+}
+
+func query(b *testing.B, base, path, q string) {
+	resp, err := http.PostForm(base+"/"+path, params(path, q))
+	if err != nil {
+		b.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"success"`) || strings.Contains(string(body), `"result":[]`) {
+		b.Fatalf("%s %s: %d %.300s", base, q, resp.StatusCode, body)
+	}
+}
+
+func BenchmarkDashboardQueries(b *testing.B) {
+	for _, q := range dashboardQueries {
+		b.Run("kmetrics/"+q.name, func(b *testing.B) {
+			for b.Loop() {
+				query(b, kmURL, q.path, q.query)
+			}
+		})
+		b.Run("prometheus/"+q.name, func(b *testing.B) {
+			for b.Loop() {
+				query(b, prom.URL+"/api/v1", q.path, q.query)
+			}
+		})
+	}
+}
+
+// BenchmarkRSSPerSeries reports each process's resident memory per head
+// series after the queries (run after BenchmarkDashboardQueries).
+func BenchmarkRSSPerSeries(b *testing.B) {
+	for _, side := range []struct {
+		name string
+		pid  int
+		url  string
+	}{{"kmetrics", kmPID, kmURL}, {"prometheus", prom.Pid(), prom.URL + "/api/v1"}} {
+		b.Run(side.name, func(b *testing.B) {
+			for b.Loop() {
+			}
+			rss := rssBytes(b, side.pid)
+			head := headSeries(b, side.url)
+			b.ReportMetric(float64(rss)/float64(head), "RSS-bytes/series")
+			b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
+			b.ReportMetric(float64(head), "head-series")
+		})
+	}
+}
+
+func rssBytes(b *testing.B, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			f := strings.Fields(l)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+func headSeries(b *testing.B, base string) int64 {
+	resp, err := http.Get(base + "/query?time=" + strconv.FormatInt(end.Unix(), 10) + "&query=" + url.QueryEscape(`count({__name__=~"container_.*"})`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	i := strings.LastIndex(string(body), `"`)
+	j := strings.LastIndex(string(body[:i]), `"`)
+	n, err := strconv.ParseFloat(string(body[j+1:i]), 64)
+	if err != nil {
+		b.Fatalf("%s", body)
+	}
+	return int64(n)
+}
