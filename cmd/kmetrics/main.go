@@ -132,9 +132,11 @@ func run(ctx context.Context, o *options) error {
 	podInformer := pods.Informer()
 
 	scraper.RegisterMetrics()
+	families := storage.NewMetadata() // type/help of every scraped family, for /metadata
 	cadvisor, _ := o.cadvisorConfig() // validated
 	mgr, err := scraper.NewManager(scraper.Config{
 		Cadvisor:      cadvisor,
+		Metadata:      families,
 		Kubelet:       o.kubeletConfig(restConfig),
 		Resolution:    o.metricResolution,
 		NodeSelector:  nodeSelector,
@@ -205,7 +207,7 @@ func run(ctx context.Context, o *options) error {
 		Query: apiserver.NewQueryAPI(db.TSDB(), apiserver.QueryOptions{
 			Timeout: o.queryTimeout, MaxSamples: o.queryMaxSamples, MaxConcurrency: o.queryMaxConcurrency,
 			LookbackDelta: o.queryLookbackDelta, Version: version,
-			Rules: evaluator, Alertmanagers: evaluator,
+			Rules: evaluator, Alertmanagers: evaluator, Metadata: families,
 		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
 		Custom:   customProvider,
 		External: externalProvider,
@@ -218,7 +220,7 @@ func run(ctx context.Context, o *options) error {
 
 	var clusterState *scraper.ClusterState
 	if o.clusterState {
-		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), db)
+		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), db).WithMetadata(families)
 	}
 	var apps *scraper.AppScraper
 	if o.scrapeAnnotated {
@@ -228,12 +230,12 @@ func run(ctx context.Context, o *options) error {
 		}
 		apps = scraper.NewAppScraper(scraper.AppConfig{
 			Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
-			PodLabels: o.scrapePodLabels, Transport: rt,
+			PodLabels: o.scrapePodLabels, Transport: rt, Metadata: families,
 		}, fullPods.Lister(), factory.Core().V1().Services().Lister(), db)
 	}
 	factory.Start(ctx.Done())
 	podFactory.Start(ctx.Done())
-	go scraper.NewSelfMetrics(legacyregistry.DefaultGatherer, db).Run(ctx, o.metricResolution)
+	go scraper.NewSelfMetrics(legacyregistry.DefaultGatherer, db).WithMetadata(families).Run(ctx, o.metricResolution)
 	if apps != nil {
 		go func() {
 			factory.WaitForCacheSync(ctx.Done())

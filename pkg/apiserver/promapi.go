@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
 // QueryPrefix is where the Prometheus HTTP API is served (Grafana's data
@@ -42,6 +44,13 @@ type QueryOptions struct {
 	// Rules and Alertmanagers back /rules and /alerts; nil serves none.
 	Rules         v1.RulesRetriever
 	Alertmanagers v1.AlertmanagerRetriever
+	// Metadata backs /metadata; nil serves none.
+	Metadata MetadataLister
+}
+
+// MetadataLister lists the scraped families' type, help and unit.
+type MetadataLister interface {
+	List() []storage.FamilyMetadata
 }
 
 // Queryable is the TSDB the query API reads.
@@ -88,7 +97,7 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 	api := v1.NewAPI(
 		engine, db, nil, nil, db,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
-		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return metadataTargets{src: o.Metadata} },
 		func(context.Context) v1.AlertmanagerRetriever { return ar },
 		func() config.Config { return config.DefaultConfig },
 		map[string]string{},
@@ -160,6 +169,46 @@ func limitConcurrency(next http.Handler, n int) http.Handler {
 }
 
 type noTargets struct{}
+
+// metadataTargets exposes the metadata store to web/api/v1's /metadata,
+// which reads it from the active targets: one synthetic target carries it
+// (/targets itself is not served).
+type metadataTargets struct {
+	noTargets
+	src MetadataLister
+}
+
+func (m metadataTargets) TargetsActive() map[string][]*scrape.Target {
+	if m.src == nil {
+		return nil
+	}
+	t := scrape.NewTarget(labels.EmptyLabels(), &config.ScrapeConfig{}, nil, nil)
+	t.SetMetadataStore(metadataStore{m.src})
+	return map[string][]*scrape.Target{"kmetrics": {t}}
+}
+
+type metadataStore struct{ src MetadataLister }
+
+func (s metadataStore) ListMetadata() []scrape.MetricMetadata {
+	list := s.src.List()
+	out := make([]scrape.MetricMetadata, len(list))
+	for i, f := range list {
+		out[i] = scrape.MetricMetadata{MetricFamily: f.Family, Type: f.Type, Help: f.Help, Unit: f.Unit}
+	}
+	return out
+}
+
+func (s metadataStore) GetMetadata(family string) (scrape.MetricMetadata, bool) {
+	for _, m := range s.ListMetadata() {
+		if m.MetricFamily == family {
+			return m, true
+		}
+	}
+	return scrape.MetricMetadata{}, false
+}
+
+func (s metadataStore) SizeMetadata() int   { return 0 }
+func (s metadataStore) LengthMetadata() int { return len(s.src.List()) }
 
 func (noTargets) ScrapePools() []string                                 { return nil }
 func (noTargets) TargetsActive() map[string][]*scrape.Target            { return nil }

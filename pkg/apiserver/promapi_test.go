@@ -45,6 +45,10 @@ func queryServer(t *testing.T, o QueryOptions) (*httptest.Server, time.Time) {
 	if o.Timeout == 0 {
 		o = QueryOptions{Timeout: 10 * time.Second, MaxSamples: 50000, MaxConcurrency: 4, LookbackDelta: 5 * time.Minute, Version: "test"}
 	}
+	meta := storage.NewMetadata()
+	meta.SetType([]byte("container_cpu_usage_seconds_total"), model.MetricTypeCounter)
+	meta.SetHelp([]byte("container_cpu_usage_seconds_total"), []byte("Cumulative cpu time consumed by the container in core-seconds"))
+	o.Metadata = meta
 	mux := http.NewServeMux()
 	mux.Handle(QueryPrefix+"/", NewQueryAPI(db.TSDB(), o, nil))
 	srv := httptest.NewServer(mux)
@@ -143,7 +147,10 @@ func TestQueryAPIRequestsAndErrors(t *testing.T) {
 			return post("/query", url.Values{"query": {"container_cpu_usage_seconds_total[10m]"}})
 		}, code: 422, errType: "execution", errorHas: "too many samples"},
 		{name: "buildinfo without features", do: func() (int, apiResponse) { return get("/status/buildinfo") }, code: 200, dataHas: `"version"`},
-		{name: "metadata", do: func() (int, apiResponse) { return get("/metadata?limit=40000") }, code: 200},
+		{name: "metadata (what Grafana's editor shows)", do: func() (int, apiResponse) { return get("/metadata?limit=40000") }, code: 200,
+			dataHas: `"container_cpu_usage_seconds_total":[{"type":"counter","unit":"","help":"Cumulative cpu time consumed by the container in core-seconds"}]`},
+		{name: "metadata of one metric", do: func() (int, apiResponse) { return get("/metadata?metric=container_cpu_usage_seconds_total") }, code: 200,
+			dataHas: `"type":"counter"`},
 		{name: "label values of __name__", do: func() (int, apiResponse) { return get("/label/__name__/values") }, code: 200, dataHas: "container_cpu_usage_seconds_total"},
 		{name: "admin API not served", do: func() (int, apiResponse) { return post("/admin/tsdb/delete_series", url.Values{"match[]": {"up"}}) }, code: 404},
 		{name: "remote write not served", do: func() (int, apiResponse) { return post("/write", nil) }, code: 404},

@@ -48,6 +48,8 @@ type AppConfig struct {
 	// Transport reaches the applications (TLS verified for https targets);
 	// it must carry no credentials: applications never get kmetrics' token.
 	Transport http.RoundTripper
+	// Metadata, when set, records the scraped families' type and help.
+	Metadata *storage.Metadata
 }
 
 // AppScraper scrapes the pods that ask for it through prometheus.io/*
@@ -282,6 +284,7 @@ func sanitizeLabelName(name string) string {
 // its URL, until its context ends.
 func (s *AppScraper) runLoop(ctx context.Context, key appKey, l *appLoop) {
 	t := newTargetWithLabels(l.target.labels)
+	t.meta = s.cfg.Metadata
 	defer func() {
 		s.mu.Lock()
 		retire := l.retire

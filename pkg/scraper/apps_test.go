@@ -104,7 +104,8 @@ func TestAppScrape(t *testing.T) {
 	host, port, _ := net.SplitHostPort(app.Listener.Addr().String())
 	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	_ = pods.Add(appPod("web-1", host, corev1.PodRunning, map[string]string{"app": "web"}, map[string]string{AnnotationScrape: "true", AnnotationPort: port}))
-	s := NewAppScraper(AppConfig{Interval: 20 * time.Millisecond, Timeout: time.Second, MaxBodyBytes: 1 << 20, PodLabels: []string{"app"}},
+	meta := storage.NewMetadata()
+	s := NewAppScraper(AppConfig{Interval: 20 * time.Millisecond, Timeout: time.Second, MaxBodyBytes: 1 << 20, PodLabels: []string{"app"}, Metadata: meta},
 		corelisters.NewPodLister(pods), nil, db)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -118,6 +119,9 @@ func TestAppScrape(t *testing.T) {
 		if lset != want {
 			t.Errorf("series %s\nwant   %s", lset, want)
 		}
+	}
+	if list := meta.List(); len(list) != 1 || list[0].Family != "http_requests_total" || list[0].Type != "counter" {
+		t.Errorf("metadata %+v, want http_requests_total as a counter", list)
 	}
 	lastUp := func() float64 {
 		pts := env.samples(t, eq("__name__", "up"), eq("pod", "web-1"))

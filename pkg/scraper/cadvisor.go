@@ -28,7 +28,7 @@ func (m *Manager) scrapeCadvisor(ctx context.Context, name string, t *target) *t
 			m.endSeries(name, t)
 		}
 		t = newKubeletTarget(name, instance, path)
-		t.keep = m.cadvisor.keep
+		t.keep, t.meta = m.cadvisor.keep, m.meta
 	}
 	select {
 	case m.sem <- struct{}{}:

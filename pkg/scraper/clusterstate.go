@@ -42,6 +42,12 @@ func NewClusterState(pods corelisters.PodLister, nodes corelisters.NodeLister, n
 	}
 }
 
+// WithMetadata records the families' type and help in m.
+func (c *ClusterState) WithMetadata(m *storage.Metadata) *ClusterState {
+	c.target.meta = m
+	return c
+}
+
 // Run writes the series every interval until ctx ends.
 func (c *ClusterState) Run(ctx context.Context, interval time.Duration) {
 	runEvery(ctx, interval, "Writing cluster-state series", c.writeOnce)

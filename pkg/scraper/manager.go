@@ -41,6 +41,8 @@ type Config struct {
 	MaxConcurrent int
 	// Cadvisor, when set, also scrapes each kubelet's cAdvisor metrics.
 	Cadvisor *CadvisorConfig
+	// Metadata, when set, records the scraped families' type and help.
+	Metadata *storage.Metadata
 }
 
 // CadvisorConfig says where a kubelet's cAdvisor metrics are and which to
@@ -68,6 +70,7 @@ type Manager struct {
 	timeout    time.Duration
 	sem        chan struct{}
 	cadvisor   *CadvisorConfig
+	meta       *storage.Metadata
 
 	mu    sync.Mutex
 	loops map[string]*nodeLoop
@@ -105,7 +108,7 @@ func NewManager(cfg Config, nodes corelisters.NodeLister, db Appendable, index I
 	}
 	return &Manager{
 		client: client, nodes: nodes, selector: sel, db: db, index: index,
-		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, cadvisor: cfg.Cadvisor,
+		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, cadvisor: cfg.Cadvisor, meta: cfg.Metadata,
 		sem:   make(chan struct{}, n),
 		loops: map[string]*nodeLoop{},
 	}, nil
@@ -271,6 +274,7 @@ func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *targe
 			m.retire(name, t)
 		}
 		t = newTarget(name, instance, path)
+		t.meta = m.meta
 	}
 
 	select {

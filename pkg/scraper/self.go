@@ -32,6 +32,12 @@ func NewSelfMetrics(gatherer prometheus.Gatherer, db Appendable) *SelfMetrics {
 		target: newTargetWithLabels(labels.FromStrings(storage.LabelJob, JobSelf, storage.LabelInstance, "kmetrics"))}
 }
 
+// WithMetadata records the families' type and help in m.
+func (s *SelfMetrics) WithMetadata(m *storage.Metadata) *SelfMetrics {
+	s.target.meta = m
+	return s
+}
+
 // Run stores the metrics every interval until ctx ends.
 func (s *SelfMetrics) Run(ctx context.Context, interval time.Duration) {
 	runEvery(ctx, interval, "Storing kmetrics' own metrics", s.writeOnce)

@@ -101,6 +101,8 @@ type target struct {
 	indexed bool
 	// keep, when set, says which metric names are stored.
 	keep func(name string) bool
+	// meta, when set, records the families' type, help and unit.
+	meta *storage.Metadata
 }
 
 type slotKey struct {
@@ -177,8 +179,9 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			return res, fmt.Errorf("%w: %v", errBody, err)
 		}
 		if entry != textparse.EntrySeries {
-			// Histograms do not occur on /metrics/resource; types, help and
-			// comments carry nothing to store here.
+			// Native histograms are not stored; types, help and units go
+			// to the metadata store.
+			t.recordMetadata(p, entry)
 			continue
 		}
 		raw, ts, v := p.Series()
@@ -360,4 +363,18 @@ func (res *scrapeResult) container(slot *containerSlot, gen uint64) *storage.Con
 		res.containers = append(res.containers, storage.ContainerSample{Namespace: slot.podKey.Namespace, Pod: slot.podKey.Name, Container: slot.name})
 	}
 	return &res.containers[slot.idx]
+}
+
+func (t *target) recordMetadata(p textparse.Parser, entry textparse.Entry) {
+	if t.meta == nil {
+		return
+	}
+	switch entry {
+	case textparse.EntryType:
+		t.meta.SetType(p.Type())
+	case textparse.EntryHelp:
+		t.meta.SetHelp(p.Help())
+	case textparse.EntryUnit:
+		t.meta.SetUnit(p.Unit())
+	}
 }
