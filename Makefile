@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter bench-query lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -19,7 +19,7 @@ lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e ./test/equivalence
-	$(GO) vet -tags bench ./test/bench
+	$(GO) vet -tags bench ./test/bench ./test/querybench
 
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/...
@@ -55,6 +55,15 @@ bench:
 bench-adapter: cluster-bins
 	$(GO) test -tags bench -run='^$$' -bench=. -benchtime=20x -count=5 -timeout=30m ./test/bench 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-adapter.out
 
+# The dashboards' main queries over a day of 1,000 nodes × 30 pods: kmetrics'
+# query server beside Prometheus with the same samples, and their RSS per
+# series (test/querybench). Writes bench-query.out.
+# Against Prometheus 3.15 (the engine kmetrics embeds, built from the proxy)
+# and against Debian's 2.42.
+bench-query: cluster-bins
+	{ PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench && \
+	  $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench; } 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-query.out
+
 demo:
 	bash hack/demo.sh up
 
@@ -62,4 +71,4 @@ demo-down:
 	bash hack/demo.sh down
 
 clean:
-	rm -rf bin .state .e2e.log bench.out bench-adapter.out
+	rm -rf bin .state .e2e.log bench.out bench-adapter.out bench-query.out

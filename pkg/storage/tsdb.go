@@ -36,6 +36,12 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*DB, er
 	if opts.Retention > 0 {
 		o.RetentionDuration = opts.Retention.Milliseconds()
 	}
+	// As Prometheus sets it: blocks are merged up to a tenth of the
+	// retention (at most 31d). The library default keeps every 2h block
+	// apart, so a 15d history would be 180 blocks for every long query to
+	// open and merge.
+	o.MaxBlockDuration = min(o.RetentionDuration/10, (31 * 24 * time.Hour).Milliseconds())
+	o.MaxBlockDuration = max(o.MaxBlockDuration, o.MinBlockDuration)
 	o.MaxBytes = opts.RetentionSize
 	// A kubelet's CPU and memory samples carry their own timestamps, which
 	// can lag the scrape by a housekeeping period; accept a little disorder

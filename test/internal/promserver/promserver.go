@@ -24,10 +24,13 @@ type Server struct {
 	Log string
 }
 
-// Start runs the prometheus binary on PATH with a remote-write receiver on
-// 127.0.0.1:port and its data under dir.
+// Start runs the prometheus binary on PATH (or $PROMETHEUS_BIN) with a
+// remote-write receiver on 127.0.0.1:port and its data under dir.
 func Start(dir, port string) (*Server, error) {
 	bin, err := exec.LookPath("prometheus")
+	if b := os.Getenv("PROMETHEUS_BIN"); b != "" {
+		bin, err = b, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("Debian's prometheus is not installed (hack/build-cluster-bins.sh installs it): %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
@@ -19,6 +20,9 @@ func main() {
 	path := flag.String("path", "", "TSDB directory")
 	listen := flag.String("listen", "127.0.0.1:0", "address")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(75) // as cmd/kmetrics (and Prometheus 3) run
+	}
 	db, err := storage.Open(storage.Options{Path: *path}, nil, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
