@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -301,5 +300,3 @@ func withSelector(s k8slabels.Selector) string {
 	}
 	return fmt.Sprintf(" with metricLabelSelector %q", s.String())
 }
-
-var errBadSelector = errors.New("unsupported selector")
