@@ -131,7 +131,12 @@ func (p *MetricsProvider) GetMetricByName(ctx context.Context, name types.Namesp
 	if !ok {
 		return nil, notFound("metric %s has no current value for %s %s%s%s", info.Metric, gr, name.Name, inNamespace(name.Namespace), withSelector(metricSelector))
 	}
-	return p.metricValue(gr, name.Namespace, name.Name, info.Metric, metricSelector, v)
+	tmpl, err := p.valueTemplate(gr, name.Namespace, info.Metric, metricSelector)
+	if err != nil {
+		return nil, err
+	}
+	mv := withSample(tmpl, name.Name, v)
+	return &mv, nil
 }
 
 // GetMetricBySelector answers a Pods metric (and any labelSelector over a
@@ -153,18 +158,16 @@ func (p *MetricsProvider) GetMetricBySelector(ctx context.Context, namespace str
 	if err != nil {
 		return nil, err
 	}
+	tmpl, err := p.valueTemplate(gr, namespace, info.Metric, metricSelector)
+	if err != nil {
+		return nil, err
+	}
 	slices.Sort(names)
 	list := &custom_metrics.MetricValueList{}
 	for _, name := range names {
-		v, ok := values[name]
-		if !ok {
-			continue
+		if v, ok := values[name]; ok {
+			list.Items = append(list.Items, withSample(tmpl, name, v))
 		}
-		mv, err := p.metricValue(gr, namespace, name, info.Metric, metricSelector, v)
-		if err != nil {
-			return nil, err
-		}
-		list.Items = append(list.Items, *mv)
 	}
 	if len(list.Items) == 0 {
 		return nil, notFound("metric %s has no current value for any of the %d %s matching the selector %q%s%s",
@@ -243,28 +246,35 @@ func (p *MetricsProvider) customValues(ctx context.Context, src source, gr schem
 	return out, nil
 }
 
-func (p *MetricsProvider) metricValue(gr schema.GroupResource, namespace, name, metric string, metricSelector k8slabels.Selector, s sample) (*custom_metrics.MetricValue, error) {
+// valueTemplate is what every item of one answer shares — the described
+// kind and namespace, the metric and its selector — worked out once.
+func (p *MetricsProvider) valueTemplate(gr schema.GroupResource, namespace, metric string, metricSelector k8slabels.Selector) (custom_metrics.MetricValue, error) {
 	gvk, err := p.mapper.KindFor(gr.WithVersion(""))
 	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("kind of %s: %w", gr, err))
+		return custom_metrics.MetricValue{}, apierrors.NewInternalError(fmt.Errorf("kind of %s: %w", gr, err))
 	}
-	mv := &custom_metrics.MetricValue{
+	mv := custom_metrics.MetricValue{
 		DescribedObject: custom_metrics.ObjectReference{
 			// GroupVersion().String() is "v1" for the core group, never "/v1".
-			APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Name: name, Namespace: namespace,
+			APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind, Namespace: namespace,
 		},
-		Metric:        custom_metrics.MetricIdentifier{Name: metric},
-		Timestamp:     metav1.NewTime(time.UnixMilli(s.t)),
-		WindowSeconds: windowSeconds(s.window),
-		Value:         metricQuantity(s.v),
+		Metric: custom_metrics.MetricIdentifier{Name: metric},
 	}
 	if !metricSelector.Empty() {
-		sel, err := metav1.ParseToLabelSelector(metricSelector.String())
-		if err == nil {
+		if sel, err := metav1.ParseToLabelSelector(metricSelector.String()); err == nil {
 			mv.Metric.Selector = sel
 		}
 	}
 	return mv, nil
+}
+
+// withSample is the template filled for one object.
+func withSample(mv custom_metrics.MetricValue, name string, s sample) custom_metrics.MetricValue {
+	mv.DescribedObject.Name = name
+	mv.Timestamp = metav1.NewTime(time.UnixMilli(s.t))
+	mv.WindowSeconds = windowSeconds(s.window)
+	mv.Value = metricQuantity(s.v)
+	return mv
 }
 
 func (p *MetricsProvider) isNamespaced(gr schema.GroupResource) bool {

@@ -2,7 +2,6 @@ package scraper
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -143,7 +142,7 @@ func (s *AppScraper) reconcile(ctx context.Context) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.runLoop(lctx, k, l)
+			s.runLoop(lctx, l)
 		}()
 	}
 	appTargets.Set(float64(len(s.loops)))
@@ -282,7 +281,7 @@ func sanitizeLabelName(name string) string {
 
 // runLoop scrapes one target every interval from an offset derived from
 // its URL, until its context ends.
-func (s *AppScraper) runLoop(ctx context.Context, key appKey, l *appLoop) {
+func (s *AppScraper) runLoop(ctx context.Context, l *appLoop) {
 	t := newTargetWithLabels(l.target.labels)
 	t.meta = s.cfg.Metadata
 	defer func() {
@@ -290,10 +289,7 @@ func (s *AppScraper) runLoop(ctx context.Context, key appKey, l *appLoop) {
 		retire := l.retire
 		s.mu.Unlock()
 		if retire {
-			app := s.db.Appender(context.Background())
-			if err := t.markAllStale(app, time.Now()); err != nil {
-				_ = app.Rollback()
-			} else if err := app.Commit(); err != nil {
+			if err := storeEnd(s.db, t, time.Now(), false, 0); err != nil {
 				klog.ErrorS(err, "Marking series of a removed target stale", "target", l.target.url)
 			}
 		}
@@ -312,53 +308,24 @@ func (s *AppScraper) runLoop(ctx context.Context, key appKey, l *appLoop) {
 }
 
 func (s *AppScraper) scrape(ctx context.Context, t *target, u string) {
-	start := time.Now()
-	fctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	bp := bodyBuffers.Get().(*[]byte)
-	body, contentType, err := fetchMetrics(fctx, s.client, u, (*bp)[:0], s.cfg.MaxBodyBytes, "--scrape.max-response-bytes")
-	cancel()
-	defer putBuffer(bp, body)
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		reason := reasonFetch
-		var tl errTooLarge
-		if errors.As(err, &tl) {
-			reason = reasonTooLarge
-		}
-		s.fail(t, u, reason, err, start)
-		return
-	}
-	app := s.db.Appender(ctx)
-	res, err := t.appendBody(app, body, contentType, start)
-	if err != nil {
-		_ = app.Rollback()
-		reason := reasonStorage
-		if errors.Is(err, errBody) {
-			reason = reasonBody
-		}
-		s.fail(t, u, reason, err, start)
-		return
-	}
-	t.appendReport(app, start, 1, time.Since(start), res.samples)
-	if err := app.Commit(); err != nil {
+	o := scrapeOnce(ctx, s.db, t, s.cfg.Timeout, func(ctx context.Context, buf []byte) ([]byte, string, error) {
+		return fetchMetrics(ctx, s.client, u, buf, s.cfg.MaxBodyBytes, "--scrape.max-response-bytes")
+	})
+	switch {
+	case o.canceled:
+	case o.err != nil:
+		s.fail(t, u, o.reason, o.err, o.start, o.dur)
+	case o.commitErr != nil:
 		appScrapeFailures.WithLabelValues(reasonStorage).Inc()
-		klog.ErrorS(err, "Committing an application scrape", "target", u)
+		klog.ErrorS(o.commitErr, "Committing an application scrape", "target", u)
 	}
 }
 
 // fail records a failed scrape: up=0 and the target's series end.
-func (s *AppScraper) fail(t *target, u, reason string, err error, at time.Time) {
+func (s *AppScraper) fail(t *target, u, reason string, err error, at time.Time, dur time.Duration) {
 	klog.V(1).InfoS("Failed to scrape application", "target", u, "reason", reason, "err", err)
 	appScrapeFailures.WithLabelValues(reason).Inc()
-	app := s.db.Appender(context.Background())
-	if err := t.markAllStale(app, at); err != nil {
-		_ = app.Rollback()
-		return
-	}
-	t.appendReport(app, at, 0, time.Since(at), 0)
-	if err := app.Commit(); err != nil {
+	if err := storeEnd(s.db, t, at, true, dur); err != nil {
 		klog.ErrorS(err, "Recording a failed application scrape", "target", u)
 	}
 }

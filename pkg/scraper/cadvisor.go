@@ -2,9 +2,7 @@ package scraper
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"time"
 
 	"k8s.io/klog/v2"
 )
@@ -30,53 +28,18 @@ func (m *Manager) scrapeCadvisor(ctx context.Context, name string, t *target) *t
 		t = newKubeletTarget(name, instance, path)
 		t.keep, t.meta = m.cadvisor.keep, m.meta
 	}
-	select {
-	case m.sem <- struct{}{}:
-	case <-ctx.Done():
-		return t
-	}
-	defer func() { <-m.sem }()
-
-	start := time.Now()
-	fctx, cancel := context.WithTimeout(ctx, m.timeout)
-	bp := bodyBuffers.Get().(*[]byte)
-	body, contentType, err := m.client.fetch(fctx, u, (*bp)[:0])
-	cancel()
-	defer putBuffer(bp, body)
-	app := m.db.Appender(ctx)
-	if err == nil {
-		var res scrapeResult
-		if res, err = t.appendBody(app, body, contentType, start); err == nil {
-			t.appendReport(app, start, 1, time.Since(start), res.samples)
-			if err := app.Commit(); err != nil {
-				scrapeFailures.WithLabelValues(reasonStorage).Inc()
-				klog.ErrorS(err, "Committing cAdvisor scrape to the TSDB", "node", name)
-			}
-			return t
-		}
-	}
-	_ = app.Rollback()
-	if ctx.Err() != nil {
-		return t
-	}
-	reason := reasonFetch
-	var tl errTooLarge
+	o := m.scrapeKubelet(ctx, t, u)
 	switch {
-	case errors.As(err, &tl):
-		reason = reasonTooLarge
-	case errors.Is(err, errBody):
-		reason = reasonBody
-	}
-	klog.ErrorS(fmt.Errorf("scraping %s: %w", u, err), "Failed to scrape cAdvisor metrics", "node", name, "reason", reason)
-	scrapeFailures.WithLabelValues(reason).Inc()
-	app = m.db.Appender(context.Background())
-	if err := t.markAllStale(app, start); err != nil {
-		_ = app.Rollback()
-		return t
-	}
-	t.appendReport(app, start, 0, time.Since(start), 0)
-	if err := app.Commit(); err != nil {
-		klog.ErrorS(err, "Recording failed cAdvisor scrape", "node", name)
+	case o.canceled:
+	case o.err != nil:
+		klog.ErrorS(fmt.Errorf("scraping %s: %w", u, o.err), "Failed to scrape cAdvisor metrics", "node", name, "reason", o.reason)
+		scrapeFailures.WithLabelValues(o.reason).Inc()
+		if err := storeEnd(m.db, t, o.start, true, o.dur); err != nil {
+			klog.ErrorS(err, "Recording failed cAdvisor scrape", "node", name)
+		}
+	case o.commitErr != nil:
+		scrapeFailures.WithLabelValues(reasonStorage).Inc()
+		klog.ErrorS(o.commitErr, "Committing cAdvisor scrape to the TSDB", "node", name)
 	}
 	return t
 }

@@ -2,7 +2,6 @@ package scraper
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"regexp"
@@ -234,10 +233,7 @@ func (m *Manager) retire(name string, t *target) {
 
 // endSeries marks every series of a target stale.
 func (m *Manager) endSeries(name string, t *target) {
-	app := m.db.Appender(context.Background())
-	if err := t.markAllStale(app, time.Now()); err != nil {
-		_ = app.Rollback()
-	} else if err := app.Commit(); err != nil {
+	if err := storeEnd(m.db, t, time.Now(), false, 0); err != nil {
 		klog.ErrorS(err, "Marking series of a removed node stale", "node", name)
 	}
 }
@@ -277,54 +273,23 @@ func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *targe
 		t.meta = m.meta
 	}
 
-	select {
-	case m.sem <- struct{}{}:
-	case <-ctx.Done():
+	o := m.scrapeKubelet(ctx, t, u)
+	switch {
+	case o.canceled:
 		return t
-	}
-	defer func() { <-m.sem }()
-
-	start := time.Now()
-	fctx, cancel := context.WithTimeout(ctx, m.timeout)
-	bp := bodyBuffers.Get().(*[]byte)
-	body, contentType, err := m.client.fetch(fctx, u, (*bp)[:0])
-	cancel()
-	defer putBuffer(bp, body)
-	if err != nil {
-		if ctx.Err() != nil {
-			return t
-		}
-		reason := reasonFetch
-		var tl errTooLarge
-		if errors.As(err, &tl) {
-			reason = reasonTooLarge
-		}
-		m.fail(name, t, reason, fmt.Errorf("scraping %s: %w", u, err), start, time.Since(start))
+	case o.err != nil:
+		m.fail(name, t, o.reason, fmt.Errorf("scraping %s: %w", u, o.err), o.start, o.dur)
 		return t
-	}
-
-	app := m.db.Appender(ctx)
-	res, err := t.appendBody(app, body, contentType, start)
-	if err != nil {
-		_ = app.Rollback()
-		reason := reasonStorage
-		if errors.Is(err, errBody) {
-			reason = reasonBody
-		}
-		m.fail(name, t, reason, fmt.Errorf("storing scrape of %s: %w", u, err), start, time.Since(start))
-		return t
-	}
-	dur := time.Since(start)
-	t.appendReport(app, start, 1, dur, res.samples)
-	if err := app.Commit(); err != nil {
+	case o.commitErr != nil:
 		// A full disk must not blank the API: the index still takes the
 		// scrape, the TSDB loses it, and the failure is counted.
 		scrapeErrors.WithLabelValues(name).Inc()
 		scrapeFailures.WithLabelValues(reasonStorage).Inc()
-		klog.ErrorS(err, "Committing scrape to the TSDB", "node", name)
+		klog.ErrorS(o.commitErr, "Committing scrape to the TSDB", "node", name)
 	}
+	res := o.res
 	m.index.ObserveNode(name, res.node, res.containers)
-	scrapeDuration.WithLabelValues(name).Observe(dur.Seconds())
+	scrapeDuration.WithLabelValues(name).Observe(o.dur.Seconds())
 	if res.outOfOrder > 0 {
 		samplesRejected.WithLabelValues("out_of_order").Add(float64(res.outOfOrder))
 	}
@@ -337,6 +302,19 @@ func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *targe
 	return t
 }
 
+// scrapeKubelet scrapes one kubelet endpoint within the concurrency bound.
+func (m *Manager) scrapeKubelet(ctx context.Context, t *target, u string) scrapeOutcome {
+	select {
+	case m.sem <- struct{}{}:
+	case <-ctx.Done():
+		return scrapeOutcome{canceled: true}
+	}
+	defer func() { <-m.sem }()
+	return scrapeOnce(ctx, m.db, t, m.timeout, func(ctx context.Context, buf []byte) ([]byte, string, error) {
+		return m.client.fetch(ctx, u, buf)
+	})
+}
+
 // fail records a failed scrape: up=0, the node's series end, and the index
 // stops serving the node (its numbers are no longer current).
 func (m *Manager) fail(name string, t *target, reason string, err error, at time.Time, dur time.Duration) {
@@ -347,13 +325,7 @@ func (m *Manager) fail(name string, t *target, reason string, err error, at time
 	if t == nil {
 		return
 	}
-	app := m.db.Appender(context.Background())
-	if err := t.markAllStale(app, at); err != nil {
-		_ = app.Rollback()
-		return
-	}
-	t.appendReport(app, at, 0, dur, 0)
-	if err := app.Commit(); err != nil {
+	if err := storeEnd(m.db, t, at, true, dur); err != nil {
 		klog.ErrorS(err, "Recording failed scrape in the TSDB", "node", name)
 	}
 }
