@@ -46,13 +46,13 @@ func newCustomMetrics(o *options, client kubernetes.Interface, cfg *rest.Config,
 	objects := provider.NewInformerObjects(runningPods, metadatainformer.NewSharedInformerFactory(mc, 0), mapper, stop)
 	engine := promql.NewEngine(promql.EngineOpts{
 		Logger:        slog.New(logr.ToSlogHandler(klog.Background().WithName("custom-metrics"))),
-		MaxSamples:    o.queryMaxSamples,
+		MaxSamples:    o.customMaxSamples,
 		Timeout:       o.queryTimeout,
 		LookbackDelta: o.queryLookbackDelta,
 	})
 	// Discovery lists what had a sample in the last 10 minutes: a metric
 	// does not vanish between scrapes or during a short outage.
-	p := provider.NewMetricsProvider(db.TSDB(), engine, mapper, objects, rules, 10*time.Minute)
+	p := provider.NewMetricsProvider(db.TSDB(), engine, mapper, objects, rules, 10*time.Minute).WithMaxConcurrency(o.customMaxConcurrent)
 	return &customMetrics{provider: p, run: func(ctx context.Context, reload <-chan struct{}) {
 		go p.RunDiscovery(ctx, o.customMetricsDiscovery)
 		naming.Watch(ctx, o.customMetricsConfig, mapper, loaded, 5*time.Second, reload, func(r *naming.Rules) error {

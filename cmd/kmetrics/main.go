@@ -8,11 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
+	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,6 +75,7 @@ func main() {
 		}
 		os.Exit(2)
 	}
+	setMemoryLimit(o.memlimitRatio)
 	if err := run(genericapiserver.SetupSignalContext(), o); err != nil {
 		klog.ErrorS(err, "kmetrics failed")
 		logs.FlushLogs()
@@ -88,6 +90,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	o.server.DefaultKubeconfig(o.kubeconfig)
 
+	storage.RegisterMetrics()
 	retentionSize, _ := o.retentionBytes()
 	db, err := storage.Open(storage.Options{
 		Path:          o.tsdbPath,
@@ -102,6 +105,12 @@ func run(ctx context.Context, o *options) error {
 			klog.ErrorS(err, "Closing the TSDB")
 		}
 	}()
+
+	// Every writer goes through the guard; application targets also through
+	// their namespace's series budget.
+	guard := storage.NewGuard(db.TSDB(), o.futureTolerance)
+	budget := storage.NewSeriesBudget(o.namespaceSeriesLimit, o.applicationSeriesLimit, db.HeadMinTime)
+	storage.RegisterBudgetMetrics(budget)
 
 	index := storage.NewIndex()
 	start := time.Now()
@@ -143,15 +152,16 @@ func run(ctx context.Context, o *options) error {
 		Resolution:    o.metricResolution,
 		NodeSelector:  nodeSelector,
 		MaxConcurrent: o.maxConcurrentScrapes,
-	}, nodes.Lister(), db, index)
+		MaxClockAhead: o.futureTolerance,
+	}, nodes.Lister(), guard, index)
 	if err != nil {
 		return err
 	}
 
 	evaluator, err := rules.New(rules.Config{
 		Files: o.ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,
-		QueryTimeout: o.queryTimeout, MaxSamples: o.queryMaxSamples,
-	}, db.TSDB(), legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
+		QueryTimeout: o.queryTimeout, MaxSamples: o.rulesMaxSamples,
+	}, guardedStorage{guard, db.TSDB()}, legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
 	if err != nil {
 		return err
 	}
@@ -211,10 +221,11 @@ func run(ctx context.Context, o *options) error {
 			LookbackDelta: o.queryLookbackDelta, Version: version,
 			Rules: evaluator, Alertmanagers: evaluator, Metadata: families,
 		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
-		Custom:   customProvider,
-		External: externalProvider,
-		Ready:    ready,
-		Live:     []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
+		Custom:       customProvider,
+		External:     externalProvider,
+		Ready:        ready,
+		Live:         []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
+		QueryTimeout: o.queryTimeout,
 	})
 	if err != nil {
 		return err
@@ -222,7 +233,7 @@ func run(ctx context.Context, o *options) error {
 
 	var clusterState *scraper.ClusterState
 	if o.clusterState {
-		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), db).WithMetadata(families)
+		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), guard).WithMetadata(families)
 	}
 	var apps *scraper.AppScraper
 	if o.scrapeAnnotated {
@@ -232,40 +243,50 @@ func run(ctx context.Context, o *options) error {
 		}
 		apps = scraper.NewAppScraper(scraper.AppConfig{
 			Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
-			PodLabels: o.scrapePodLabels, Transport: rt, Metadata: families,
-		}, fullPods.Lister(), factory.Core().V1().Services().Lister(), db)
+			PodLabels: o.scrapePodLabels, Transport: rt, Metadata: families, Budget: budget,
+		}, fullPods.Lister(), factory.Core().V1().Services().Lister(), guard)
+	}
+	// Every writer stops before the TSDB closes (deferred above): when the
+	// signal comes, and when serving fails (a port that cannot be bound
+	// ends the process instead of leaving it scraping with no API).
+	ctx, stop := context.WithCancel(ctx)
+	var writers sync.WaitGroup
+	defer writers.Wait()
+	defer stop()
+	goWriter := func(f func()) {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			f()
+		}()
 	}
 	factory.Start(ctx.Done())
 	podFactory.Start(ctx.Done())
-	go scraper.NewSelfMetrics(legacyregistry.DefaultGatherer, db).WithMetadata(families).Run(ctx, o.metricResolution)
+	goWriter(func() {
+		scraper.NewSelfMetrics(legacyregistry.DefaultGatherer, guard).WithMetadata(families).Run(ctx, o.metricResolution)
+	})
 	if apps != nil {
-		go func() {
+		goWriter(func() {
 			factory.WaitForCacheSync(ctx.Done())
 			apps.Run(ctx)
-		}()
+		})
 	}
 	namingReload := make(chan struct{}, 1)
 	if custom != nil {
 		go custom.run(ctx, namingReload)
 	}
 	if clusterState != nil {
-		go func() {
+		goWriter(func() {
 			factory.WaitForCacheSync(ctx.Done())
 			clusterState.Run(ctx, o.metricResolution)
-		}()
+		})
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	goWriter(func() {
 		if err := mgr.Run(ctx, nodeInformer); err != nil {
 			klog.ErrorS(err, "Scrape manager stopped")
 		}
-	}()
-	rulesDone := make(chan struct{})
-	go func() {
-		defer close(rulesDone)
-		evaluator.Run(ctx)
-	}()
+	})
+	goWriter(func() { evaluator.Run(ctx) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -285,10 +306,14 @@ func run(ctx context.Context, o *options) error {
 		}
 	}()
 	klog.InfoS("Starting kmetrics", "version", version, "resolution", o.metricResolution, "tsdb", o.tsdbPath)
-	err = srv.PrepareRun().RunWithContext(ctx)
-	<-done
-	<-rulesDone
-	return err
+	return srv.PrepareRun().RunWithContext(ctx)
+}
+
+// guardedStorage is what the rules read (the TSDB) and write (through the
+// guard).
+type guardedStorage struct {
+	promstorage.Appendable
+	promstorage.Queryable
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {
@@ -346,14 +371,5 @@ func (o *options) kubeletConfig(cluster *rest.Config) scraper.KubeletConfig {
 		AddressTypes:      types,
 		Timeout:           o.kubeletRequestTimeout,
 		MaxBodyBytes:      o.kubeletMaxResponseBytes,
-	}
-}
-
-// setGCPercent uses GOGC=75 unless GOGC is set, as Prometheus 3 does: the
-// TSDB head and query buffers dominate the heap, and a lower target keeps
-// the resident set closer to live data for a little more GC work.
-func setGCPercent() {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(75)
 	}
 }

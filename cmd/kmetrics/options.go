@@ -15,6 +15,7 @@ import (
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
 	"github.com/kmetrics/kmetrics/pkg/scraper"
+	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
 // options are every flag of kmetrics. Flags metrics-server users know keep
@@ -41,14 +42,21 @@ type options struct {
 	cadvisorAllow            string
 	cadvisorDeny             string
 
-	tsdbPath          string
-	tsdbRetentionTime model.Duration
-	tsdbRetentionSize string
+	tsdbPath               string
+	tsdbRetentionTime      model.Duration
+	tsdbRetentionSize      string
+	futureTolerance        time.Duration
+	namespaceSeriesLimit   int
+	applicationSeriesLimit int
+	memlimitRatio          float64
 
 	queryTimeout        time.Duration
 	queryMaxSamples     int
 	queryMaxConcurrency int
 	queryLookbackDelta  time.Duration
+	rulesMaxSamples     int
+	customMaxSamples    int
+	customMaxConcurrent int
 
 	ruleFiles        []string
 	ruleInterval     time.Duration
@@ -87,8 +95,15 @@ func newOptions() *options {
 		tsdbPath:               "/var/lib/kmetrics",
 		tsdbRetentionTime:      model.Duration(15 * 24 * time.Hour),
 		queryTimeout:           2 * time.Minute,
-		queryMaxSamples:        50000000,
-		queryMaxConcurrency:    20,
+		queryMaxSamples:        10000000,
+		queryMaxConcurrency:    4,
+		rulesMaxSamples:        5000000,
+		customMaxSamples:       1000000,
+		customMaxConcurrent:    10,
+		futureTolerance:        storage.DefaultFutureTolerance,
+		namespaceSeriesLimit:   storage.DefaultNamespaceSeriesLimit,
+		applicationSeriesLimit: storage.DefaultApplicationSeriesLimit,
+		memlimitRatio:          0.9,
 		queryLookbackDelta:     5 * time.Minute,
 		ruleInterval:           30 * time.Second,
 		scrapeAnnotated:        true,
@@ -132,16 +147,21 @@ func (o *options) flags() flag.NamedFlagSets {
 	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")
 	ss.Var(&o.tsdbRetentionTime, "storage.tsdb.retention.time", "How long samples are kept (Prometheus duration, e.g. 15d).")
 	ss.StringVar(&o.tsdbRetentionSize, "storage.tsdb.retention.size", "", "Largest size of persisted blocks before the oldest are deleted (e.g. 512MB); empty means no limit.")
+	ss.DurationVar(&o.futureTolerance, "storage.future-tolerance", o.futureTolerance, "How far ahead of kmetrics' clock a sample may be; later ones are refused (a kubelet whose clock runs further ahead is refused whole). At most 30m.")
+	ss.IntVar(&o.namespaceSeriesLimit, "storage.namespace-series-limit", o.namespaceSeriesLimit, "Head series the application targets of one namespace may hold; a scrape whose new series would exceed it is refused whole. 0: no limit.")
+	ss.IntVar(&o.applicationSeriesLimit, "storage.application-series-limit", o.applicationSeriesLimit, "Head series all application targets together may hold. 0: no limit.")
+	ss.Float64Var(&o.memlimitRatio, "auto-gomemlimit.ratio", o.memlimitRatio, "GOMEMLIMIT as this share of the container's memory limit (unless GOMEMLIMIT is set); 0 turns it off.")
 
 	qs := fss.FlagSet("query")
 	qs.DurationVar(&o.queryTimeout, "query.timeout", o.queryTimeout, "Longest a PromQL query may run.")
-	qs.IntVar(&o.queryMaxSamples, "query.max-samples", o.queryMaxSamples, "Most samples one query may load into memory; more is a 422 error, not an OOM.")
-	qs.IntVar(&o.queryMaxConcurrency, "query.max-concurrency", o.queryMaxConcurrency, "Query API requests served at once; more get 503.")
+	qs.IntVar(&o.queryMaxSamples, "query.max-samples", o.queryMaxSamples, "Most samples one query of the query API may load into memory; more is a 422 error, not an OOM.")
+	qs.IntVar(&o.queryMaxConcurrency, "query.max-concurrency", o.queryMaxConcurrency, "Query API requests run at once; more wait for a slot until their request times out.")
 	qs.DurationVar(&o.queryLookbackDelta, "query.lookback-delta", o.queryLookbackDelta, "How far back an instant selector looks for a sample.")
 
 	rs := fss.FlagSet("rules and alerts")
 	rs.StringSliceVar(&o.ruleFiles, "rules.file", nil, "Prometheus rule files or globs to evaluate (repeatable). Reloaded when they change and on SIGHUP; an invalid file is refused and the rules in force stay.")
 	rs.DurationVar(&o.ruleInterval, "rules.evaluation-interval", o.ruleInterval, "Evaluation interval of rule groups that set none.")
+	rs.IntVar(&o.rulesMaxSamples, "rules.max-samples", o.rulesMaxSamples, "Most samples one rule evaluation may load into memory.")
 	rs.StringSliceVar(&o.alertmanagerURLs, "alertmanager.url", nil, "Alertmanager base URL alerts are sent to, e.g. http://alertmanager:9093 (repeatable).")
 	rs.StringVar(&o.externalURL, "web.external-url", "", "URL alerts link back to (the query API as users reach it).")
 
@@ -155,6 +175,8 @@ func (o *options) flags() flag.NamedFlagSets {
 	cs.BoolVar(&o.customMetrics, "custom-metrics", o.customMetrics, "Serve custom.metrics.k8s.io (v1beta2, v1beta1).")
 	cs.BoolVar(&o.externalMetrics, "external-metrics", o.externalMetrics, "Serve external.metrics.k8s.io (turn off where KEDA serves it).")
 	cs.StringVar(&o.customMetricsConfig, "custom-metrics.config", "", "prometheus-adapter style rules (rules, externalRules) naming custom and external metrics; reloaded when it changes and on SIGHUP, an invalid file is refused and the config in force stays. Default: built-in rules for annotated applications and node usage.")
+	cs.IntVar(&o.customMaxSamples, "custom-metrics.max-samples", o.customMaxSamples, "Most samples one custom or external metrics query may load; more is a 422 error.")
+	cs.IntVar(&o.customMaxConcurrent, "custom-metrics.max-concurrency", o.customMaxConcurrent, "Custom and external metrics queries run at once, in slots of their own that the query API and rules cannot take; more wait.")
 	cs.DurationVar(&o.customMetricsDiscovery, "custom-metrics.discovery-interval", o.customMetricsDiscovery, "How often the list of served metrics is rebuilt from the TSDB's series.")
 
 	o.server.AddFlags(&fss)
@@ -194,8 +216,20 @@ func (o *options) validate() []error {
 	if o.maxConcurrentScrapes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-scrapes must be positive"))
 	}
-	if o.queryTimeout <= 0 || o.queryMaxSamples <= 0 || o.queryLookbackDelta <= 0 {
-		errs = append(errs, fmt.Errorf("--query.timeout, --query.max-samples and --query.lookback-delta must be positive"))
+	if o.queryTimeout <= 0 || o.queryMaxSamples <= 0 || o.queryLookbackDelta <= 0 || o.queryMaxConcurrency <= 0 {
+		errs = append(errs, fmt.Errorf("--query.timeout, --query.max-samples, --query.max-concurrency and --query.lookback-delta must be positive"))
+	}
+	if o.rulesMaxSamples <= 0 || o.customMaxSamples <= 0 || o.customMaxConcurrent <= 0 {
+		errs = append(errs, fmt.Errorf("--rules.max-samples, --custom-metrics.max-samples and --custom-metrics.max-concurrency must be positive"))
+	}
+	if o.futureTolerance <= 0 || o.futureTolerance > storage.MaxFutureTolerance {
+		errs = append(errs, fmt.Errorf("--storage.future-tolerance must be positive and at most %v, got %v", storage.MaxFutureTolerance, o.futureTolerance))
+	}
+	if o.namespaceSeriesLimit < 0 || o.applicationSeriesLimit < 0 {
+		errs = append(errs, fmt.Errorf("--storage.namespace-series-limit and --storage.application-series-limit must not be negative"))
+	}
+	if o.memlimitRatio < 0 || o.memlimitRatio > 1 {
+		errs = append(errs, fmt.Errorf("--auto-gomemlimit.ratio must be between 0 and 1, got %v", o.memlimitRatio))
 	}
 	if o.ruleInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--rules.evaluation-interval must be positive"))

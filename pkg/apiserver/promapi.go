@@ -148,8 +148,9 @@ func allowListed(next http.Handler) http.Handler {
 	})
 }
 
-// limitConcurrency answers 503 when n requests are already running, rather
-// than queueing work that may exhaust memory.
+// limitConcurrency lets n requests run at once; the others wait for a slot
+// as long as their request may last (--query.timeout plus a margin), then
+// get a 503. Waiting costs a goroutine, not the memory of a running query.
 func limitConcurrency(next http.Handler, n int) http.Handler {
 	if n <= 0 {
 		return next
@@ -160,10 +161,10 @@ func limitConcurrency(next http.Handler, n int) http.Handler {
 		case sem <- struct{}{}:
 			defer func() { <-sem }()
 			next.ServeHTTP(w, r)
-		default:
+		case <-r.Context().Done():
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"too many concurrent queries (--query.max-concurrency)"}`))
+			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"no query slot became free in time (--query.max-concurrency)"}`))
 		}
 	})
 }

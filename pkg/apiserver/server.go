@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"net/http"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -32,6 +33,10 @@ type Deps struct {
 	Query http.Handler
 	// Ready and Live back /readyz and /livez beyond the server's own checks.
 	Ready, Live []Check
+	// QueryTimeout is the longest a query may run: the server's request
+	// timeout is raised above it, so a slow query ends with Prometheus' JSON
+	// error rather than the generic server's 504.
+	QueryTimeout time.Duration
 }
 
 // Check is one named health condition.
@@ -44,6 +49,9 @@ type Check struct {
 // metrics groups installed. Run it with
 // PrepareRun().RunWithContext.
 func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIServer, error) {
+	if minimum := deps.QueryTimeout + 10*time.Second; cfg.RequestTimeout < minimum {
+		cfg.RequestTimeout = minimum
+	}
 	for _, c := range deps.Ready {
 		cfg.AddReadyzChecks(namedCheck(c))
 	}

@@ -41,6 +41,7 @@ type MetricsProvider struct {
 	objects  ObjectLister
 	lookback time.Duration
 	now      func() time.Time
+	slots    chan struct{} // bounds concurrent queries (nil: unbounded)
 
 	rules   atomic.Pointer[naming.Rules]
 	catalog atomic.Pointer[catalog]
@@ -59,6 +60,14 @@ func NewMetricsProvider(db promstorage.Queryable, engine promql.QueryEngine, map
 	p := &MetricsProvider{db: db, engine: engine, mapper: mapper, objects: objects, lookback: lookback, now: time.Now}
 	p.rules.Store(rules)
 	p.catalog.Store(&catalog{})
+	return p
+}
+
+// WithMaxConcurrency bounds the queries in flight at once; more wait.
+func (p *MetricsProvider) WithMaxConcurrency(n int) *MetricsProvider {
+	if n > 0 {
+		p.slots = make(chan struct{}, n)
+	}
 	return p
 }
 

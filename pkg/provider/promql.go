@@ -2,7 +2,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"math"
 	"regexp"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/selection"
 )
 
@@ -74,14 +77,24 @@ func (p *MetricsProvider) evaluate(ctx context.Context, db promstorage.Queryable
 }
 
 func (p *MetricsProvider) instant(ctx context.Context, db promstorage.Queryable, q string, at time.Time) (promql.Vector, error) {
+	// The HPA's requests have slots of their own: no dashboard or rule
+	// takes them. A request waits for one as long as its context allows.
+	if p.slots != nil {
+		select {
+		case p.slots <- struct{}{}:
+			defer func() { <-p.slots }()
+		case <-ctx.Done():
+			return nil, apierrors.NewServiceUnavailable("no custom metrics query slot became free in time (--custom-metrics.max-concurrency)")
+		}
+	}
 	qry, err := p.engine.NewInstantQuery(ctx, db, nil, q, at)
 	if err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("query %q: %w", q, err))
+		return nil, queryError(q, err)
 	}
 	defer qry.Close()
 	res := qry.Exec(ctx)
 	if res.Err != nil {
-		return nil, apierrors.NewInternalError(fmt.Errorf("query %q: %w", q, res.Err))
+		return nil, queryError(q, res.Err)
 	}
 	switch v := res.Value.(type) {
 	case promql.Vector:
@@ -187,4 +200,32 @@ func alternatives(values []string) string {
 		quoted[i] = regexp.QuoteMeta(v)
 	}
 	return strings.Join(quoted, "|")
+}
+
+// queryError maps an engine error to the status that says whose problem it
+// is: a query the request's names or selectors made invalid, or one too
+// large, is the caller's (4xx); a timeout or cancellation is 503/504. An
+// engine error is never a 500.
+func queryError(q string, err error) error {
+	msg := fmt.Sprintf("query %q: %v", q, err)
+	var (
+		parseErrs   parser.ParseErrors
+		parseErr    *parser.ParseErr
+		timeout     promql.ErrQueryTimeout
+		canceled    promql.ErrQueryCanceled
+		tooMany     promql.ErrTooManySamples
+		storageFail promql.ErrStorage
+	)
+	switch {
+	case errors.As(err, &parseErrs), errors.As(err, &parseErr):
+		return apierrors.NewBadRequest(msg)
+	case errors.As(err, &tooMany):
+		return apierrors.NewGenericServerResponse(http.StatusUnprocessableEntity, "get", schema.GroupResource{}, "", msg+" (--custom-metrics.max-samples): select fewer objects or a shorter range", 0, false)
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
+		return apierrors.NewTimeoutError(msg, 0)
+	case errors.As(err, &canceled), errors.Is(err, context.Canceled), errors.As(err, &storageFail):
+		return apierrors.NewServiceUnavailable(msg)
+	default:
+		return apierrors.NewBadRequest(msg)
+	}
 }

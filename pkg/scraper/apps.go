@@ -2,6 +2,7 @@ package scraper
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -49,6 +50,8 @@ type AppConfig struct {
 	Transport http.RoundTripper
 	// Metadata, when set, records the scraped families' type and help.
 	Metadata *storage.Metadata
+	// Budget, when set, bounds the head series of each namespace's targets.
+	Budget *storage.SeriesBudget
 }
 
 // AppScraper scrapes the pods that ask for it through prometheus.io/*
@@ -85,6 +88,21 @@ type appLoop struct {
 	cancel context.CancelFunc
 	// retire: the target went away, so its series end; a shutdown keeps them.
 	retire bool
+	// lastReason is why the last scrape failed ("" when it did not).
+	lastReason string
+}
+
+// sameHostRedirects follows an application's redirect only to the host it
+// scraped: a target must not make kmetrics fetch from elsewhere (another
+// pod, a kubelet, the API server) on its behalf.
+func sameHostRedirects(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return fmt.Errorf("stopped after %d redirects", len(via))
+	}
+	if req.URL.Host != via[0].URL.Host {
+		return fmt.Errorf("redirect to another host (%s) refused", req.URL.Host)
+	}
+	return nil
 }
 
 // NewAppScraper builds the scraper; Run starts it.
@@ -95,7 +113,7 @@ func NewAppScraper(cfg AppConfig, pods corelisters.PodLister, services coreliste
 	}
 	return &AppScraper{
 		cfg: cfg, pods: pods, services: services, db: db,
-		client: &http.Client{Transport: rt, Timeout: cfg.Timeout},
+		client: &http.Client{Transport: rt, Timeout: cfg.Timeout, CheckRedirect: sameHostRedirects},
 		loops:  map[appKey]*appLoop{},
 	}
 }
@@ -283,12 +301,13 @@ func sanitizeLabelName(name string) string {
 // its URL, until its context ends.
 func (s *AppScraper) runLoop(ctx context.Context, l *appLoop) {
 	t := newTargetWithLabels(l.target.labels)
-	t.meta = s.cfg.Metadata
+	t.meta, t.budget, t.namespace = s.cfg.Metadata, s.cfg.Budget, l.target.labels.Get(storage.LabelNamespace)
 	defer func() {
 		s.mu.Lock()
 		retire := l.retire
 		s.mu.Unlock()
 		if retire {
+			appRefused.Delete(map[string]string{"namespace": t.namespace, "pod": t.targetLabels.Get(storage.LabelPod), "reason": reasonSeriesBudget})
 			if err := storeEnd(s.db, t, time.Now(), false, 0); err != nil {
 				klog.ErrorS(err, "Marking series of a removed target stale", "target", l.target.url)
 			}
@@ -303,27 +322,43 @@ func (s *AppScraper) runLoop(ctx context.Context, l *appLoop) {
 		case <-timer.C:
 		}
 		timer.Reset(s.cfg.Interval)
-		s.scrape(ctx, t, l.target.url)
+		s.scrape(ctx, t, l)
 	}
 }
 
-func (s *AppScraper) scrape(ctx context.Context, t *target, u string) {
+func (s *AppScraper) scrape(ctx context.Context, t *target, l *appLoop) {
+	u := l.target.url
 	o := scrapeOnce(ctx, s.db, t, s.cfg.Timeout, func(ctx context.Context, buf []byte) ([]byte, string, error) {
 		return fetchMetrics(ctx, s.client, u, buf, s.cfg.MaxBodyBytes, "--scrape.max-response-bytes")
 	})
+	if o.canceled {
+		return
+	}
+	// A target's failure is logged when it starts or changes, not every
+	// scrape: a hostile target must not flood the log either.
+	changed := o.reason != l.lastReason
+	l.lastReason = o.reason
 	switch {
-	case o.canceled:
 	case o.err != nil:
-		s.fail(t, u, o.reason, o.err, o.start, o.dur)
-	case o.commitErr != nil:
+		s.fail(t, u, o.reason, o.err, o.start, o.dur, changed)
+	case o.storeErr != nil:
 		appScrapeFailures.WithLabelValues(reasonStorage).Inc()
-		klog.ErrorS(o.commitErr, "Committing an application scrape", "target", u)
+		klog.ErrorS(o.storeErr, "Storing an application scrape", "target", u)
 	}
 }
 
 // fail records a failed scrape: up=0 and the target's series end.
-func (s *AppScraper) fail(t *target, u, reason string, err error, at time.Time, dur time.Duration) {
-	klog.V(1).InfoS("Failed to scrape application", "target", u, "reason", reason, "err", err)
+func (s *AppScraper) fail(t *target, u, reason string, err error, at time.Time, dur time.Duration, changed bool) {
+	pod := t.targetLabels.Get(storage.LabelPod)
+	switch {
+	case reason == reasonSeriesBudget:
+		appRefused.WithLabelValues(t.namespace, pod, reason).Inc()
+		if changed {
+			klog.ErrorS(err, "Refused an application scrape", "namespace", t.namespace, "pod", pod, "target", u, "reason", reason)
+		}
+	case changed:
+		klog.InfoS("Failed to scrape application", "namespace", t.namespace, "pod", pod, "target", u, "reason", reason, "err", err)
+	}
 	appScrapeFailures.WithLabelValues(reason).Inc()
 	if err := storeEnd(s.db, t, at, true, dur); err != nil {
 		klog.ErrorS(err, "Recording a failed application scrape", "target", u)

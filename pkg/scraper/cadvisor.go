@@ -26,7 +26,7 @@ func (m *Manager) scrapeCadvisor(ctx context.Context, name string, t *target) *t
 			m.endSeries(name, t)
 		}
 		t = newKubeletTarget(name, instance, path)
-		t.keep, t.meta = m.cadvisor.keep, m.meta
+		t.keep, t.meta, t.maxAhead = m.cadvisor.keep, m.meta, m.maxAhead
 	}
 	o := m.scrapeKubelet(ctx, t, u)
 	switch {
@@ -37,9 +37,9 @@ func (m *Manager) scrapeCadvisor(ctx context.Context, name string, t *target) *t
 		if err := storeEnd(m.db, t, o.start, true, o.dur); err != nil {
 			klog.ErrorS(err, "Recording failed cAdvisor scrape", "node", name)
 		}
-	case o.commitErr != nil:
+	case o.storeErr != nil:
 		scrapeFailures.WithLabelValues(reasonStorage).Inc()
-		klog.ErrorS(o.commitErr, "Committing cAdvisor scrape to the TSDB", "node", name)
+		klog.ErrorS(o.storeErr, "Committing cAdvisor scrape to the TSDB", "node", name)
 	}
 	return t
 }

@@ -57,7 +57,11 @@ func newKubeletClient(cfg KubeletConfig) (*kubeletClient, error) {
 		return nil, fmt.Errorf("building kubelet transport: %w", err)
 	}
 	return &kubeletClient{
-		http:              &http.Client{Transport: rt, Timeout: cfg.Timeout},
+		// No redirect is followed: the transport would send kmetrics'
+		// token along to wherever a (compromised) kubelet points.
+		http: &http.Client{Transport: rt, Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
 		scheme:            cfg.Scheme,
 		defaultPort:       cfg.DefaultPort,
 		useNodeStatusPort: cfg.UseNodeStatusPort,

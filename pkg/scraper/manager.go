@@ -42,6 +42,10 @@ type Config struct {
 	Cadvisor *CadvisorConfig
 	// Metadata, when set, records the scraped families' type and help.
 	Metadata *storage.Metadata
+	// MaxClockAhead refuses a kubelet scrape whose timestamps run further
+	// ahead of kmetrics' clock (0: none are refused here; the storage
+	// guard still refuses each future sample).
+	MaxClockAhead time.Duration
 }
 
 // CadvisorConfig says where a kubelet's cAdvisor metrics are and which to
@@ -70,6 +74,7 @@ type Manager struct {
 	sem        chan struct{}
 	cadvisor   *CadvisorConfig
 	meta       *storage.Metadata
+	maxAhead   time.Duration
 
 	mu    sync.Mutex
 	loops map[string]*nodeLoop
@@ -107,7 +112,7 @@ func NewManager(cfg Config, nodes corelisters.NodeLister, db Appendable, index I
 	}
 	return &Manager{
 		client: client, nodes: nodes, selector: sel, db: db, index: index,
-		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, cadvisor: cfg.Cadvisor, meta: cfg.Metadata,
+		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, cadvisor: cfg.Cadvisor, meta: cfg.Metadata, maxAhead: cfg.MaxClockAhead,
 		sem:   make(chan struct{}, n),
 		loops: map[string]*nodeLoop{},
 	}, nil
@@ -251,6 +256,11 @@ const (
 	reasonTooLarge = "too_large"
 	reasonBody     = "body"
 	reasonStorage  = "storage"
+	// reasonClockAhead: a kubelet's timestamps run ahead of kmetrics' clock.
+	reasonClockAhead = "clock_ahead"
+	// reasonSeriesBudget: an application scrape's new series do not fit
+	// its namespace's budget.
+	reasonSeriesBudget = "series_budget"
 )
 
 // scrapeNode scrapes a node once and returns its (possibly new) target.
@@ -270,22 +280,24 @@ func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *targe
 			m.retire(name, t)
 		}
 		t = newTarget(name, instance, path)
-		t.meta = m.meta
+		t.meta, t.maxAhead = m.meta, m.maxAhead
 	}
 
 	o := m.scrapeKubelet(ctx, t, u)
+	if !o.canceled && o.reason != reasonFetch && o.reason != reasonTooLarge {
+		clockAhead.WithLabelValues(name).Set(o.res.clockAhead.Seconds())
+	}
 	switch {
 	case o.canceled:
 		return t
 	case o.err != nil:
 		m.fail(name, t, o.reason, fmt.Errorf("scraping %s: %w", u, o.err), o.start, o.dur)
 		return t
-	case o.commitErr != nil:
+	case o.storeErr != nil:
 		// A full disk must not blank the API: the index still takes the
 		// scrape, the TSDB loses it, and the failure is counted.
-		scrapeErrors.WithLabelValues(name).Inc()
 		scrapeFailures.WithLabelValues(reasonStorage).Inc()
-		klog.ErrorS(o.commitErr, "Committing scrape to the TSDB", "node", name)
+		klog.ErrorS(o.storeErr, "Storing scrape in the TSDB; still served", "node", name)
 	}
 	res := o.res
 	m.index.ObserveNode(name, res.node, res.containers)

@@ -21,7 +21,7 @@ var (
 	}, []string{"node"})
 	scrapeFailures = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace: "kmetrics", Subsystem: "kubelet", Name: "scrape_failures_total",
-		Help: "Failed kubelet scrapes by reason: address, fetch, too_large, body, storage.",
+		Help: "Failed kubelet scrapes by reason: address, fetch, too_large, body, clock_ahead, storage (stored nothing, still served).",
 	}, []string{"reason"})
 	samplesRejected = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "samples_rejected_total",
@@ -33,8 +33,16 @@ var (
 	})
 	appScrapeFailures = metrics.NewCounterVec(&metrics.CounterOpts{
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_failures_total",
-		Help: "Failed application scrapes by reason: fetch, too_large, body, storage. The target's up series says which.",
+		Help: "Failed application scrapes by reason: fetch, too_large, body, series_budget, storage. The target's up series says which.",
 	}, []string{"reason"})
+	clockAhead = metrics.NewGaugeVec(&metrics.GaugeOpts{
+		Namespace: "kmetrics", Subsystem: "kubelet", Name: "clock_ahead_seconds",
+		Help: "How far the newest sample timestamp of a node's last scrape was ahead of kmetrics' clock; past --storage.future-tolerance the node's scrapes are refused.",
+	}, []string{"node"})
+	appRefused = metrics.NewCounterVec(&metrics.CounterOpts{
+		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_refused_total",
+		Help: "Application scrapes refused whole for what they held, by namespace, pod and reason: series_budget.",
+	}, []string{"namespace", "pod", "reason"})
 	activeTargets = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "targets",
 		Help: "Nodes currently scraped.",
@@ -47,11 +55,12 @@ var registerOnce sync.Once
 // served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(scrapeDuration, scrapeErrors, scrapeFailures, samplesRejected, activeTargets, appTargets, appScrapeFailures)
+		legacyregistry.MustRegister(scrapeDuration, scrapeErrors, scrapeFailures, samplesRejected, activeTargets, appTargets, appScrapeFailures, clockAhead, appRefused)
 	})
 }
 
 func forgetNodeMetrics(node string) {
 	scrapeDuration.Delete(map[string]string{"node": node})
 	scrapeErrors.Delete(map[string]string{"node": node})
+	clockAhead.Delete(map[string]string{"node": node})
 }

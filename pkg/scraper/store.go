@@ -11,13 +11,13 @@ type fetchFunc func(ctx context.Context, buf []byte) (body []byte, contentType s
 
 // scrapeOutcome is one scrape attempt of a target.
 type scrapeOutcome struct {
-	res       scrapeResult
-	start     time.Time
-	dur       time.Duration
-	reason    string // why nothing was stored: fetch, too_large, body or storage; "" when stored
-	err       error  // the failure reason stands for
-	commitErr error  // parsed and counted, but the TSDB refused the commit (a full disk)
-	canceled  bool   // the scrape was cut by ctx: nothing to record
+	res      scrapeResult
+	start    time.Time
+	dur      time.Duration
+	reason   string // why nothing was taken: fetch, too_large, body, clock_ahead or series_budget; "" when taken
+	err      error  // the failure reason stands for
+	storeErr error  // parsed, indexed and counted, but the TSDB refused the append or commit (a full disk)
+	canceled bool   // the scrape was cut by ctx: nothing to record
 }
 
 // scrapeOnce is the scrape path every target shares (kubelet resource and
@@ -42,18 +42,29 @@ func scrapeOnce(ctx context.Context, db Appendable, t *target, timeout time.Dura
 		return o
 	}
 	app := db.Appender(ctx)
-	if o.res, err = t.appendBody(app, body, contentType, o.start); err != nil {
+	o.res, err = t.appendBody(app, body, contentType, o.start)
+	var storeErr *storageError
+	var refused *refusal
+	switch {
+	case errors.As(err, &storeErr):
+		// Parsed and indexed; the TSDB refused it: history only is lost.
 		_ = app.Rollback()
-		o.reason, o.err = reasonStorage, err
-		if errors.Is(err, errBody) {
-			o.reason = reasonBody
-		}
+		o.dur = time.Since(o.start)
+		o.storeErr = storeErr.err
+		return o
+	case errors.As(err, &refused):
+		o.reason, o.err = refused.reason, refused.err
+	case err != nil:
+		o.reason, o.err = reasonBody, err
+	}
+	if err != nil {
+		_ = app.Rollback()
 		o.dur = time.Since(o.start)
 		return o
 	}
 	o.dur = time.Since(o.start)
 	t.appendReport(app, o.start, 1, o.dur, o.res.samples)
-	o.commitErr = app.Commit()
+	o.storeErr = app.Commit()
 	return o
 }
 

@@ -47,6 +47,7 @@ type seriesEntry struct {
 	lset labels.Labels
 	ref  promstorage.SeriesRef
 	kind resourceKind
+	hash uint64         // of lset, for the series budget (0 without one)
 	slot *containerSlot // for container series: shared by the container's series
 	// lastSeen is the generation of the last successful scrape that reported
 	// the series (0: none yet); parsed the number of the last parse that did.
@@ -73,8 +74,9 @@ type parsedSample struct {
 type scrapeResult struct {
 	samples    int // samples in the body
 	appended   int
-	outOfOrder int // samples the TSDB refused as too old or duplicate
-	skipped    int // resource series the index could not use
+	outOfOrder int           // samples the TSDB refused as too old or duplicate, or the guard as too new
+	clockAhead time.Duration // how far the newest honoured timestamp is ahead of the scrape
+	skipped    int           // resource series the index could not use
 	duplicates int
 	node       storage.NodeSample
 	containers []storage.ContainerSample
@@ -103,6 +105,17 @@ type target struct {
 	keep func(name string) bool
 	// meta, when set, records the families' type, help and unit.
 	meta *storage.Metadata
+	// honorTimestamps: samples keep the timestamps the target exposes
+	// (kubelets); otherwise they are stored at the scrape time, as
+	// Prometheus' honor_timestamps: false (applications).
+	honorTimestamps bool
+	// maxAhead, when set, refuses a whole scrape whose timestamps run more
+	// than this ahead of the scrape time: a kubelet with a fast clock.
+	maxAhead time.Duration
+	// budget, when set, charges the target's series to namespace.
+	budget    *storage.SeriesBudget
+	namespace string
+	hashes    []uint64
 }
 
 type slotKey struct {
@@ -116,14 +129,17 @@ func newTarget(node, instance, path string) *target {
 	return t
 }
 
-// newKubeletTarget is a kubelet endpoint whose series are stored only.
+// newKubeletTarget is a kubelet endpoint whose series are stored only. A
+// kubelet's timestamps are honoured (the CPU rate is computed over them).
 func newKubeletTarget(node, instance, path string) *target {
-	return newTargetWithLabels(labels.FromStrings(
+	t := newTargetWithLabels(labels.FromStrings(
 		storage.LabelJob, storage.JobKubelet,
 		storage.LabelInstance, instance,
 		storage.LabelMetricsPath, path,
 		storage.LabelNode, node,
 	))
+	t.honorTimestamps = true
+	return t
 }
 
 // newTargetWithLabels is a target whose series carry targetLabels.
@@ -164,6 +180,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 		return res, fmt.Errorf("%w: %v", errBody, err)
 	}
 	nowMs := now.UnixMilli()
+	var ahead int64 // the most a sample's timestamp is ahead of now (ms)
 	gen := t.gen + 1
 	t.parses++
 	parse := t.parses
@@ -199,25 +216,40 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			continue
 		}
 		st := nowMs
-		if ts != nil {
+		if ts != nil && t.honorTimestamps {
 			st = *ts
+			ahead = max(ahead, st-nowMs)
 		}
 		t.samples = append(t.samples, parsedSample{e: e, t: st, v: v})
 	}
 	res.samples = len(t.samples)
+	res.clockAhead = time.Duration(ahead) * time.Millisecond
+	if t.maxAhead > 0 && res.clockAhead > t.maxAhead {
+		return res, &refusal{reason: reasonClockAhead, err: fmt.Errorf("sample timestamps up to %v ahead of the scrape time (more than --storage.future-tolerance %v): the target's clock is wrong", res.clockAhead.Round(time.Second), t.maxAhead)}
+	}
+	if err := t.charge(nowMs); err != nil {
+		return res, err
+	}
 
+	// The index's view of the scrape comes from what was parsed and
+	// validated, not from what the TSDB accepts: a refused sample or a
+	// failed append costs history, never kubectl top.
+	for i := range t.samples {
+		t.observe(&res, &t.samples[i], parse)
+	}
+	var storeErr error
 	for i := range t.samples {
 		s := &t.samples[i]
 		ok, err := t.appendOne(app, s.e, s.t, s.v)
 		if err != nil {
-			return res, err
+			storeErr = err
+			break
 		}
 		if !ok {
 			res.outOfOrder++
 			continue
 		}
 		res.appended++
-		t.observe(&res, s, parse)
 	}
 	// One pass over the cache: series reported now are current; series
 	// reported last time but not now have ended, and are marked stale so
@@ -230,16 +262,52 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			}
 			continue
 		}
-		if e.lastSeen == t.gen && e.kind != kindDropped {
-			if _, err := t.appendOne(app, e, nowMs, math.Float64frombits(value.StaleNaN)); err != nil {
-				return res, err
+		if storeErr == nil && e.lastSeen == t.gen && e.kind != kindDropped {
+			if _, err := t.appendOne(app, e, max(nowMs, t.newest+1), math.Float64frombits(value.StaleNaN)); err != nil {
+				storeErr = err
 			}
 		}
 		t.forget(key, e)
 	}
 	t.gen = gen
+	if storeErr != nil {
+		return res, &storageError{storeErr}
+	}
 	return res, nil
 }
+
+// charge takes the scrape's series from its namespace's budget, if the
+// target has one; nothing has been created in the TSDB yet.
+func (t *target) charge(nowMs int64) error {
+	if t.budget == nil {
+		return nil
+	}
+	t.hashes = t.hashes[:0]
+	for i := range t.samples {
+		t.hashes = append(t.hashes, t.samples[i].e.hash)
+	}
+	if err := t.budget.Admit(t.namespace, t.hashes, nowMs); err != nil {
+		return &refusal{reason: reasonSeriesBudget, err: err}
+	}
+	return nil
+}
+
+// refusal is a scrape refused whole for what it holds (not a malformed
+// body): nothing of it is stored or indexed.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// storageError is a scrape parsed and indexed whose samples the TSDB did
+// not take: history is lost, kubectl top is not.
+type storageError struct{ err error }
+
+func (e *storageError) Error() string { return e.err.Error() }
+func (e *storageError) Unwrap() error { return e.err }
 
 // markAllStale ends every series of the target (its scrape failed or the
 // node is gone).
@@ -297,6 +365,9 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 		t.builder.Set(l.Name, l.Value)
 	})
 	e := &seriesEntry{lset: t.builder.Labels()}
+	if t.budget != nil {
+		e.hash = e.lset.Hash()
+	}
 	name := scraped.Get(labels.MetricName)
 	if t.keep != nil && !t.keep(name) {
 		e.kind = kindDropped

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 )
 
 // Options says where the TSDB lives and how long it keeps data.
@@ -47,15 +48,30 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*DB, er
 	// can lag the scrape by a housekeeping period; accept a little disorder
 	// instead of dropping those samples.
 	o.OutOfOrderTimeWindow = (5 * time.Minute).Milliseconds()
+	// The WAL is written on every commit: compressed, it is about half the
+	// disk traffic and size.
+	o.WALCompression = compression.Snappy
+	// A graceful restart (a rollout) replays a snapshot of the head, not
+	// the whole WAL.
+	o.EnableMemorySnapshotOnShutdown = true
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	moved, err := quarantineCorruptedBlocks(opts.Path, logger)
+	if err != nil {
+		return nil, fmt.Errorf("checking the TSDB's blocks at %q: %w", opts.Path, err)
+	}
+	quarantinedBlocks.Add(float64(len(moved)))
 	db, err := tsdb.Open(opts.Path, logger, reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening TSDB at %q: %w", opts.Path, err)
 	}
 	return &DB{db: db}, nil
 }
+
+// HeadMinTime is the head's lower bound (ms): series whose last sample is
+// older have left memory. math.MaxInt64 while the head is empty.
+func (d *DB) HeadMinTime() int64 { return d.db.Head().MinTime() }
 
 // Appender starts a transaction: everything appended is stored on Commit, or
 // nothing on Rollback.
