@@ -47,7 +47,7 @@ func FuzzAppendBody(f *testing.F) {
 			ct = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 		}
 		tg := newTarget("node", "127.0.0.1:10250", "/metrics/resource")
-		tg.maxAhead = 5 * time.Minute // bodies with far-future timestamps are refused whole
+		tg.maxAhead = 5 * time.Minute        // bodies with far-future timestamps are refused whole
 		for round := 0; round < 2; round++ { // the second round runs on the series cache
 			app := &countingAppender{}
 			res, err := tg.appendBody(app, body, ct, time.Unix(1700000000, int64(round)*15e9))

@@ -197,7 +197,9 @@ func TestHostileApplications(t *testing.T) {
 	goodHost, goodPort, _ := hostileApp(t, textBody("queue_messages 7\n"))
 	victimURL = "http://" + net.JoinHostPort(victimHost, victimPort) + "/metrics"
 	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	ann := func(port string) map[string]string { return map[string]string{AnnotationScrape: "true", AnnotationPort: port} }
+	ann := func(port string) map[string]string {
+		return map[string]string{AnnotationScrape: "true", AnnotationPort: port}
+	}
 	for _, p := range []struct{ ns, name, host, port string }{
 		{"evil", "bomb", bombHost, bombPort},
 		{"evil", "future", futureHost, futurePort},
