@@ -253,8 +253,17 @@ func firstContainerPort(pod *corev1.Pod) string {
 // the policy copies. Target labels win over copied pod labels.
 func (s *AppScraper) targetLabels(pod *corev1.Pod, job, host, service string) labels.Labels {
 	b := labels.NewScratchBuilder(8)
+	seen := map[string]bool{}
 	for _, name := range s.copiedLabels(pod) {
-		b.Add(sanitizeLabelName(name), pod.Labels[name])
+		// Keys that sanitize alike ("a.b" and "a_b") would make a label
+		// set with a duplicate name, which the TSDB refuses on every
+		// scrape: the first by key wins.
+		clean := sanitizeLabelName(name)
+		if seen[clean] {
+			continue
+		}
+		seen[clean] = true
+		b.Add(clean, pod.Labels[name])
 	}
 	b.Sort()
 	lb := labels.NewBuilder(b.Labels())

@@ -248,3 +248,25 @@ func TestHostileApplications(t *testing.T) {
 		t.Errorf("good up = %v", up)
 	}
 }
+
+// Pod label keys that sanitize to one name ("app.kubernetes.io/name" and
+// "app_kubernetes_io_name") are folded, the first key winning: a duplicate
+// label name would make the TSDB refuse every scrape of the pod.
+func TestCollidingPodLabelsAreFolded(t *testing.T) {
+	s := NewAppScraper(AppConfig{PodLabels: []string{"*"}}, nil, nil, nil)
+	pod := appPod("p", "10.0.0.1", corev1.PodRunning, map[string]string{"app.kubernetes.io/name": "first", "app_kubernetes_io_name": "second", "app": "x"}, nil)
+	lset := s.targetLabels(pod, JobPods, "10.0.0.1:80", "")
+	if err := lset.Validate(func(labels.Label) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if lset.Has("app_kubernetes_io_name") && lset.Get("app_kubernetes_io_name") != "first" {
+		t.Errorf("app_kubernetes_io_name = %q, want the first key's value", lset.Get("app_kubernetes_io_name"))
+	}
+	names := map[string]int{}
+	lset.Range(func(l labels.Label) { names[l.Name]++ })
+	for name, n := range names {
+		if n > 1 {
+			t.Errorf("label %s appears %d times in %s", name, n, lset)
+		}
+	}
+}
