@@ -25,6 +25,8 @@ type appFleet struct {
 	load    float64 // requests per second over all web pods
 	queue   float64
 	servers map[string]*fakeApp // by pod IP
+	// custom answers /metrics for pods of other app labels (hostile ones).
+	custom map[string]http.HandlerFunc
 }
 
 type fakeApp struct {
@@ -34,7 +36,7 @@ type fakeApp struct {
 }
 
 func startAppFleet(t *testing.T, ns, port string) *appFleet {
-	f := &appFleet{ns: ns, port: port, servers: map[string]*fakeApp{}}
+	f := &appFleet{ns: ns, port: port, servers: map[string]*fakeApp{}, custom: map[string]http.HandlerFunc{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -51,6 +53,13 @@ func startAppFleet(t *testing.T, ns, port string) *appFleet {
 		}
 	})
 	return f
+}
+
+// serve answers the /metrics of the pods labelled app with h.
+func (f *appFleet) serve(app string, h http.HandlerFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.custom[app] = h
 }
 
 func (f *appFleet) set(load, queue float64) {
@@ -139,6 +148,11 @@ func (f *appFleet) handler(a *fakeApp) http.Handler {
 			return
 		}
 		f.mu.Lock()
+		if h := f.custom[a.app]; h != nil {
+			f.mu.Unlock()
+			h(w, r)
+			return
+		}
 		var body string
 		switch a.app {
 		case "web":

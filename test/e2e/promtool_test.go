@@ -53,7 +53,7 @@ func TestPromtool(t *testing.T) {
 		return string(out), err
 	}
 	eventually(t, time.Minute, "every kubelet scraped", func() error {
-		if out, err := run("instant", server, `count(up{job="kubelet",metrics_path="/metrics/resource"})`); err != nil || !strings.Contains(out, "=> 3 @") {
+		if out, err := run("instant", server, `count(up{job="kubelet",metrics_path="/metrics/resource",node=~"kwok-node-.*"})`); err != nil || !strings.Contains(out, "=> 3 @") {
 			return &promtoolError{out: out, err: err, want: "=> 3 @"}
 		}
 		return nil
@@ -64,7 +64,7 @@ func TestPromtool(t *testing.T) {
 		want string
 	}{
 		{[]string{"instant", "--time=" + now.Format(time.RFC3339), server, `sum by (node) (up{job="kubelet",node="kwok-node-2"})`}, `{node="kwok-node-2"} => 1 @`},
-		{[]string{"range", "--start=" + strconv.FormatInt(now.Add(-2*time.Minute).Unix(), 10), "--end=" + strconv.FormatInt(now.Unix(), 10), "--step=30s", server, `count(node_cpu_usage_seconds_total)`}, "3 @["},
+		{[]string{"range", "--start=" + strconv.FormatInt(now.Add(-2*time.Minute).Unix(), 10), "--end=" + strconv.FormatInt(now.Unix(), 10), "--step=30s", server, `count(node_cpu_usage_seconds_total{node=~"kwok-node-.*"})`}, "3 @["},
 		{[]string{"series", "--match=node_memory_working_set_bytes", server}, `node="kwok-node-1"`},
 		{[]string{"labels", server, "node"}, "kwok-node-3"},
 	}
