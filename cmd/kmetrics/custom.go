@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -52,13 +53,40 @@ func newCustomMetrics(o *options, client kubernetes.Interface, cfg *rest.Config,
 	})
 	// Discovery lists what had a sample in the last 10 minutes: a metric
 	// does not vanish between scrapes or during a short outage.
-	p := provider.NewMetricsProvider(db.TSDB(), engine, mapper, objects, rules, 10*time.Minute).WithMaxConcurrency(o.customMaxConcurrent)
+	p := provider.NewMetricsProvider(db, engine, mapper, objects, rules, 10*time.Minute).WithMaxConcurrency(o.customMaxConcurrent)
+	// Until the TSDB is open, discovery lists what the last run served.
+	snapshot := filepath.Join(o.tsdbPath, discoverySnapshotFile)
+	if n, err := p.LoadDiscovery(snapshot); err != nil {
+		klog.ErrorS(err, "Ignoring the custom metrics discovery snapshot")
+	} else if n > 0 {
+		klog.InfoS("Listing the custom metrics discovery snapshot until the TSDB is open", "metrics", n)
+	}
 	return &customMetrics{provider: p, run: func(ctx context.Context, reload <-chan struct{}) {
 		go p.RunDiscovery(ctx, o.customMetricsDiscovery)
+		go saveDiscovery(ctx, p, snapshot, o.customMetricsDiscovery)
 		naming.Watch(ctx, o.customMetricsConfig, mapper, loaded, 5*time.Second, reload, func(r *naming.Rules) error {
 			return p.SetRules(ctx, r)
 		})
 	}}, nil
+}
+
+// discoverySnapshotFile is the discovery snapshot's name in the TSDB
+// directory.
+const discoverySnapshotFile = "kmetrics-discovery.snapshot"
+
+func saveDiscovery(ctx context.Context, p *provider.MetricsProvider, path string, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := p.SaveDiscovery(path); err != nil {
+				klog.ErrorS(err, "Writing the custom metrics discovery snapshot", "path", path)
+			}
+		}
+	}
 }
 
 // ready is the readiness condition: discovery has been built (client-go's

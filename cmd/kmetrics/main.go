@@ -91,36 +91,12 @@ func run(ctx context.Context, o *options) error {
 	o.server.DefaultKubeconfig(o.kubeconfig)
 
 	storage.RegisterMetrics()
-	retentionSize, _ := o.retentionBytes()
-	db, err := storage.Open(storage.Options{
-		Path:          o.tsdbPath,
-		Retention:     time.Duration(o.tsdbRetentionTime),
-		RetentionSize: retentionSize,
-	}, slog.New(logr.ToSlogHandler(klog.Background().WithName("tsdb"))), legacyregistry.Registerer())
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := db.Close(); err != nil {
-			klog.ErrorS(err, "Closing the TSDB")
-		}
-	}()
-
-	// Every writer goes through the guard; application targets also through
-	// their namespace's series budget.
-	guard := storage.NewGuard(db.TSDB(), o.futureTolerance)
-	budget := storage.NewSeriesBudget(o.namespaceSeriesLimit, o.applicationSeriesLimit, db.HeadMinTime)
-	storage.RegisterBudgetMetrics(budget)
-
-	index := storage.NewIndex()
-	start := time.Now()
+	// How far back the index looks after a restart, in the snapshot or the
+	// TSDB.
 	lookback := max(5*time.Minute, 3*o.metricResolution)
-	if err := storage.RebuildIndex(ctx, db, index, start.Add(-lookback).UnixMilli(), start.UnixMilli()); err != nil {
-		return fmt.Errorf("rebuilding the index from the TSDB: %w", err)
-	}
-	nodesIndexed, podsIndexed := index.Size()
-	klog.InfoS("Rebuilt the latest-value index from the TSDB", "nodes", nodesIndexed, "pods", podsIndexed, "duration", time.Since(start))
-	storage.RegisterIndexMetrics(index)
+	st := openStore(o, lookback)
+	defer st.close()
+	db, guard, index := st.db, st.guard, st.index
 
 	nodeSelector, err := labels.Parse(o.nodeSelector)
 	if err != nil {
@@ -161,7 +137,7 @@ func run(ctx context.Context, o *options) error {
 	evaluator, err := rules.New(rules.Config{
 		Files: o.ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,
 		QueryTimeout: o.queryTimeout, MaxSamples: o.rulesMaxSamples,
-	}, guardedStorage{guard, db.TSDB()}, legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
+	}, guardedStorage{guard, db}, legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
 	if err != nil {
 		return err
 	}
@@ -216,7 +192,7 @@ func run(ctx context.Context, o *options) error {
 		Pods:         pods.Lister(),
 		Nodes:        nodes.Lister(),
 		NodeSelector: requirements,
-		Query: apiserver.NewQueryAPI(db.TSDB(), apiserver.QueryOptions{
+		Query: apiserver.NewQueryAPI(db, apiserver.QueryOptions{
 			Timeout: o.queryTimeout, MaxSamples: o.queryMaxSamples, MaxConcurrency: o.queryMaxConcurrency,
 			LookbackDelta: o.queryLookbackDelta, Version: version,
 			Rules: evaluator, Alertmanagers: evaluator, Metadata: families,
@@ -243,7 +219,7 @@ func run(ctx context.Context, o *options) error {
 		}
 		apps = scraper.NewAppScraper(scraper.AppConfig{
 			Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
-			PodLabels: o.scrapePodLabels, Transport: rt, Metadata: families, Budget: budget,
+			PodLabels: o.scrapePodLabels, Transport: rt, Metadata: families, Budget: st.budget,
 		}, fullPods.Lister(), factory.Core().V1().Services().Lister(), guard)
 	}
 	// Every writer stops before the TSDB closes (deferred above): when the
@@ -286,7 +262,16 @@ func run(ctx context.Context, o *options) error {
 			klog.ErrorS(err, "Scrape manager stopped")
 		}
 	})
-	goWriter(func() { evaluator.Run(ctx) })
+	// Rules read history (and restore alerts' for state from it): they
+	// start once the TSDB is open. A TSDB that cannot open ends kmetrics.
+	var openErr error
+	goWriter(func() {
+		openErr = st.whenOpen(ctx, lookback, func() { goWriter(func() { evaluator.Run(ctx) }) })
+		if openErr != nil {
+			stop()
+		}
+	})
+	goWriter(func() { st.writeSnapshots(ctx, o.metricResolution) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -306,7 +291,13 @@ func run(ctx context.Context, o *options) error {
 		}
 	}()
 	klog.InfoS("Starting kmetrics", "version", version, "resolution", o.metricResolution, "tsdb", o.tsdbPath)
-	return srv.PrepareRun().RunWithContext(ctx)
+	err = srv.PrepareRun().RunWithContext(ctx)
+	stop()
+	writers.Wait()
+	if openErr != nil {
+		return openErr
+	}
+	return err
 }
 
 // guardedStorage is what the rules read (the TSDB) and write (through the

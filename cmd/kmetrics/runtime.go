@@ -33,7 +33,7 @@ func setMemoryLimit(ratio float64) {
 		memlimit.WithProvider(memlimit.FromCgroup),
 		memlimit.WithLogger(logger),
 	)
-	if err != nil {
+	if err != nil || limit <= 0 {
 		klog.V(2).InfoS("No container memory limit found; GOMEMLIMIT not set", "err", err)
 		return
 	}

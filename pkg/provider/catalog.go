@@ -22,6 +22,9 @@ type catalog struct {
 	customList   []cmprovider.CustomMetricInfo
 	external     map[string][]source
 	externalList []cmprovider.ExternalMetricInfo
+	// snapshot: the lists were loaded from disk at start; no series are
+	// known yet (the TSDB is opening).
+	snapshot bool
 }
 
 type customKey struct {

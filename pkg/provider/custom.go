@@ -114,7 +114,8 @@ func (p *MetricsProvider) RunDiscovery(ctx context.Context, interval time.Durati
 }
 
 // Discovered reports whether discovery lists anything (a readiness
-// condition: client-go's discovery breaks on an empty group).
+// condition: client-go's discovery breaks on an empty group), from the TSDB
+// or from the snapshot of the last run.
 func (p *MetricsProvider) Discovered() bool {
 	c := p.catalog.Load()
 	return len(c.customList) > 0
@@ -193,6 +194,9 @@ func (p *MetricsProvider) lookup(info cmprovider.CustomMetricInfo) (schema.Group
 		gr = gvr.GroupResource()
 	}
 	c := p.catalog.Load()
+	if c.snapshot {
+		return gr, source{}, errNoHistoryYet
+	}
 	srcs := c.custom[customKey{gr, info.Metric}]
 	if len(srcs) == 0 {
 		known := c.metricsFor(gr, 10)

@@ -23,7 +23,11 @@ func (p *MetricsProvider) ListAllExternalMetrics() []cmprovider.ExternalMetricIn
 // the namespace that match the selector, one item per combination of the
 // selector's label values (the HPA sums the items).
 func (p *MetricsProvider) GetExternalMetric(ctx context.Context, namespace string, metricSelector k8slabels.Selector, info cmprovider.ExternalMetricInfo) (*external_metrics.ExternalMetricValueList, error) {
-	srcs := p.catalog.Load().external[info.Metric]
+	c := p.catalog.Load()
+	if c.snapshot {
+		return nil, errNoHistoryYet
+	}
+	srcs := c.external[info.Metric]
 	if len(srcs) == 0 {
 		return nil, notFound("external metric %s is not served: no series is named for it (see externalRules in --custom-metrics.config)", info.Metric)
 	}

@@ -4,9 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	promstorage "github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/util/compression"
@@ -22,14 +28,56 @@ type Options struct {
 	RetentionSize int64
 }
 
-// DB is kmetrics' embedded Prometheus TSDB.
+// ErrOpening is what reads and writes get while the TSDB opens (replays its
+// WAL). It wraps tsdb.ErrNotReady, which Prometheus' query API answers with
+// 503.
+var ErrOpening = fmt.Errorf("the TSDB is still opening (replaying its WAL): %w", tsdb.ErrNotReady)
+
+// DB is kmetrics' embedded Prometheus TSDB. It can be used as soon as it is
+// returned: until the TSDB has opened, reads and writes fail with
+// ErrOpening, so nothing that does not need history (kubectl top, the HPA on
+// CPU and memory) waits for a WAL replay.
 type DB struct {
-	db *tsdb.DB
+	db    atomic.Pointer[tsdb.DB]
+	ready chan struct{}
+	err   error // why opening failed; set before ready closes
 }
 
-// Open opens (or creates) the TSDB at opts.Path. The WAL is replayed, so
-// every sample committed before a crash is readable again.
+var (
+	_ promstorage.Appendable              = (*DB)(nil)
+	_ promstorage.SampleAndChunkQueryable = (*DB)(nil)
+	_ promstorage.ExemplarQueryable       = (*DB)(nil)
+)
+
+// Open opens (or creates) the TSDB at opts.Path and waits until it is open.
+// The WAL is replayed, so every sample committed before a crash is readable
+// again.
 func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*DB, error) {
+	d := OpenInBackground(opts, logger, reg)
+	<-d.ready
+	if d.err != nil {
+		return nil, d.err
+	}
+	return d, nil
+}
+
+// OpenInBackground returns at once and opens the TSDB meanwhile; Ready says
+// when it is done and Err whether it failed.
+func OpenInBackground(opts Options, logger *slog.Logger, reg prometheus.Registerer) *DB {
+	d := &DB{ready: make(chan struct{})}
+	go func() {
+		defer close(d.ready)
+		db, err := open(opts, logger, reg)
+		if err != nil {
+			d.err = err
+			return
+		}
+		d.db.Store(db)
+	}()
+	return d
+}
+
+func open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*tsdb.DB, error) {
 	if opts.Path == "" {
 		return nil, fmt.Errorf("storage path must not be empty")
 	}
@@ -66,22 +114,102 @@ func Open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*DB, er
 	if err != nil {
 		return nil, fmt.Errorf("opening TSDB at %q: %w", opts.Path, err)
 	}
-	return &DB{db: db}, nil
+	return db, nil
 }
 
+// Ready is closed once the TSDB has opened or failed to (see Err).
+func (d *DB) Ready() <-chan struct{} { return d.ready }
+
+// Err is why the TSDB could not be opened (nil while opening or once open).
+func (d *DB) Err() error {
+	select {
+	case <-d.ready:
+		return d.err
+	default:
+		return nil
+	}
+}
+
+// IsOpen reports whether the TSDB can be read and written.
+func (d *DB) IsOpen() bool { return d.db.Load() != nil }
+
 // HeadMinTime is the head's lower bound (ms): series whose last sample is
-// older have left memory. math.MaxInt64 while the head is empty.
-func (d *DB) HeadMinTime() int64 { return d.db.Head().MinTime() }
+// older have left memory. math.MaxInt64 while the head is empty or the TSDB
+// is opening.
+func (d *DB) HeadMinTime() int64 {
+	if db := d.db.Load(); db != nil {
+		return db.Head().MinTime()
+	}
+	return math.MaxInt64
+}
 
 // Appender starts a transaction: everything appended is stored on Commit, or
 // nothing on Rollback.
-func (d *DB) Appender(ctx context.Context) promstorage.Appender { return d.db.Appender(ctx) }
+func (d *DB) Appender(ctx context.Context) promstorage.Appender {
+	if db := d.db.Load(); db != nil {
+		return db.Appender(ctx)
+	}
+	return openingAppender{}
+}
 
 // Querier reads samples between mint and maxt (milliseconds).
-func (d *DB) Querier(mint, maxt int64) (promstorage.Querier, error) { return d.db.Querier(mint, maxt) }
+func (d *DB) Querier(mint, maxt int64) (promstorage.Querier, error) {
+	if db := d.db.Load(); db != nil {
+		return db.Querier(mint, maxt)
+	}
+	return nil, ErrOpening
+}
 
-// TSDB exposes the underlying database to the query engine and the API.
-func (d *DB) TSDB() *tsdb.DB { return d.db }
+// ChunkQuerier reads chunks between mint and maxt (milliseconds).
+func (d *DB) ChunkQuerier(mint, maxt int64) (promstorage.ChunkQuerier, error) {
+	if db := d.db.Load(); db != nil {
+		return db.ChunkQuerier(mint, maxt)
+	}
+	return nil, ErrOpening
+}
 
-// Close flushes and closes the TSDB.
-func (d *DB) Close() error { return d.db.Close() }
+// ExemplarQuerier reads exemplars.
+func (d *DB) ExemplarQuerier(ctx context.Context) (promstorage.ExemplarQuerier, error) {
+	if db := d.db.Load(); db != nil {
+		return db.ExemplarQuerier(ctx)
+	}
+	return nil, ErrOpening
+}
+
+// TSDB is the underlying database, nil until it has opened.
+func (d *DB) TSDB() *tsdb.DB { return d.db.Load() }
+
+// Close waits for the TSDB to finish opening, then flushes and closes it.
+func (d *DB) Close() error {
+	<-d.ready
+	if db := d.db.Load(); db != nil {
+		return db.Close()
+	}
+	return nil
+}
+
+// openingAppender refuses everything while the TSDB opens: the writer loses
+// that history (and says so); nothing waits.
+type openingAppender struct{}
+
+func (openingAppender) Append(promstorage.SeriesRef, labels.Labels, int64, float64) (promstorage.SeriesRef, error) {
+	return 0, ErrOpening
+}
+func (openingAppender) AppendExemplar(promstorage.SeriesRef, labels.Labels, exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	return 0, ErrOpening
+}
+func (openingAppender) AppendHistogram(promstorage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	return 0, ErrOpening
+}
+func (openingAppender) AppendHistogramSTZeroSample(promstorage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	return 0, ErrOpening
+}
+func (openingAppender) UpdateMetadata(promstorage.SeriesRef, labels.Labels, metadata.Metadata) (promstorage.SeriesRef, error) {
+	return 0, ErrOpening
+}
+func (openingAppender) AppendSTZeroSample(promstorage.SeriesRef, labels.Labels, int64, int64) (promstorage.SeriesRef, error) {
+	return 0, ErrOpening
+}
+func (openingAppender) SetOptions(*promstorage.AppendOptions) {}
+func (openingAppender) Commit() error                         { return ErrOpening }
+func (openingAppender) Rollback() error                       { return nil }

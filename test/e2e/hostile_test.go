@@ -76,7 +76,16 @@ func TestHostileTenants(t *testing.T) {
 			float64(ts)/1e5, ts, ts, float64(ts)/1e5, ts, ts)
 	})
 
-	// Throughout: kubectl top and the HPA's list answer, with fresh
+	// The victim: an HPA on CPU in another namespace scales 1→4→1.
+	const victimNS = "e2e-victim"
+	deployment(t, victimNS, "victim", 1, "250m", "64Mi", "100m")
+	eventually(t, 90*time.Second, "the victim pod served", func() error {
+		if rows := parseTop(mustKubectlNoFail("-n", victimNS, "top", "pods")); len(rows) != 1 {
+			return fmt.Errorf("%d pods served", len(rows))
+		}
+		return nil
+	})
+	// From now on: kubectl top and the HPA's list answer, with fresh
 	// timestamps, every 2 s.
 	stop := make(chan struct{})
 	var polls atomic.Int64
@@ -111,15 +120,6 @@ func TestHostileTenants(t *testing.T) {
 	}
 	defer stopPolling()
 
-	// The victim: an HPA on CPU in another namespace scales 1→4→1.
-	const victimNS = "e2e-victim"
-	deployment(t, victimNS, "victim", 1, "250m", "64Mi", "100m")
-	eventually(t, 90*time.Second, "the victim pod served", func() error {
-		if rows := parseTop(mustKubectlNoFail("-n", victimNS, "top", "pods")); len(rows) != 1 {
-			return fmt.Errorf("%d pods served", len(rows))
-		}
-		return nil
-	})
 	eventually(t, 90*time.Second, "every attacker scraped at least twice", func() error {
 		if n := bombScrapes.Load(); n < 2 {
 			return fmt.Errorf("bomb scraped %d times", n)

@@ -21,7 +21,9 @@ type kmetrics struct {
 
 func tsdbDir() string { return filepath.Join(state, "tsdb") }
 
-func startKmetrics() (*kmetrics, error) {
+// startKmetrics starts kmetrics with the e2e flags; extra flags come last
+// (and so win over the defaults they repeat).
+func startKmetrics(extra ...string) (*kmetrics, error) {
 	log := filepath.Join(state, "logs", "kmetrics.log")
 	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -39,6 +41,7 @@ func startKmetrics() (*kmetrics, error) {
 		"--alertmanager.url", "http://127.0.0.1:"+alertmanagerPort,
 		"--custom-metrics.config", metricsConfig(), "--custom-metrics.discovery-interval", "5s",
 	)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
