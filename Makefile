@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter bench-query lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter bench-query bench-load bench-startup lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -19,16 +19,18 @@ lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e ./test/equivalence
-	$(GO) vet -tags bench ./test/bench ./test/querybench
+	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench
 
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/...
 
-# The fuzz targets, briefly: the scrape decoder (seed corpus: real kubelet and
-# kwok bodies) and the custom metrics config.
+# The fuzz targets, briefly: the scrape decoder against an in-memory appender
+# (fast: parsing and index feeding) and through the guard into a real TSDB
+# (slow), and the custom metrics config.
 # Minimisation is capped: the default 60s stalls fuzzing on a binary this large.
 fuzz-short:
-	$(GO) test -run='^$$' -fuzz=FuzzAppendBody -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
+	$(GO) test -run='^$$' -fuzz='^FuzzAppendBodyTSDB$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
 	$(GO) test -run='^$$' -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/rules/naming
 
 fuzz:
@@ -64,6 +66,18 @@ bench-query: cluster-bins
 	{ PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench && \
 	  $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench; } 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-query.out
 
+# The whole serving path in one process under load: 1,000 TLS kubelets × 30
+# pods and 50 applications scraped, kubectl top, the HPA's PodMetrics and
+# custom metrics and a dashboard query issued concurrently, steady, with a
+# 200,000-series bomb and after it (test/loadbench). Writes bench-load.out.
+bench-load:
+	LOAD_NODES=$${LOAD_NODES:-1000} LOAD_PHASE=$${LOAD_PHASE:-60s} $(GO) test -tags bench -count=1 -run TestLoad -v -timeout 30m ./test/loadbench 2>/dev/null | grep -E 'load_test.go|^(--- |ok|FAIL|PASS)' | tee bench-load.out
+
+# Start-up with a full two-hour head of 1,000 nodes: TSDB open after a kill
+# and after a shutdown, and the index snapshot kubectl top is served from.
+bench-startup:
+	$(GO) test -run '^$$' -bench Startup -benchtime 1x -count 3 -timeout 30m ./pkg/storage | grep -E '^(Benchmark|ok|FAIL)' | tee bench-startup.out
+
 demo:
 	bash hack/demo.sh up
 
@@ -71,4 +85,4 @@ demo-down:
 	bash hack/demo.sh down
 
 clean:
-	rm -rf bin .state .e2e.log bench.out bench-adapter.out bench-query.out
+	rm -rf bin .state .e2e.log bench.out bench-adapter.out bench-query.out bench-load.out bench-startup.out

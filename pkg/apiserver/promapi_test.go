@@ -46,8 +46,10 @@ func queryServer(t *testing.T, o QueryOptions) (*httptest.Server, time.Time) {
 		o = QueryOptions{Timeout: 10 * time.Second, MaxSamples: 50000, MaxConcurrency: 4, LookbackDelta: 5 * time.Minute, Version: "test"}
 	}
 	meta := storage.NewMetadata()
-	meta.SetType([]byte("container_cpu_usage_seconds_total"), model.MetricTypeCounter)
-	meta.SetHelp([]byte("container_cpu_usage_seconds_total"), []byte("Cumulative cpu time consumed by the container in core-seconds"))
+	meta.Apply([]storage.MetadataUpdate{
+		{Kind: storage.MetadataType, Family: "container_cpu_usage_seconds_total", Value: string(model.MetricTypeCounter)},
+		{Kind: storage.MetadataHelp, Family: "container_cpu_usage_seconds_total", Value: "Cumulative cpu time consumed by the container in core-seconds"},
+	}, true)
 	o.Metadata = meta
 	mux := http.NewServeMux()
 	mux.Handle(QueryPrefix+"/", NewQueryAPI(db.TSDB(), o, nil))

@@ -44,7 +44,7 @@ func NewClusterState(pods corelisters.PodLister, nodes corelisters.NodeLister, n
 
 // WithMetadata records the families' type and help in m.
 func (c *ClusterState) WithMetadata(m *storage.Metadata) *ClusterState {
-	c.target.meta = m
+	c.target.meta, c.target.metaTrusted = m, true
 	return c
 }
 

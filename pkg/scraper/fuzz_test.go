@@ -1,14 +1,18 @@
 package scraper
 
 import (
+	"context"
 	"errors"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	promstorage "github.com/prometheus/prometheus/storage"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
 // countingAppender counts appends. The fuzz target needs to see every call
@@ -70,4 +74,73 @@ func FuzzAppendBody(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fuzzDB is one real TSDB, behind the guard, shared by every execution of
+// a fuzzing process (opening one per execution would be most of the cost).
+var fuzzDB struct {
+	once  sync.Once
+	dir   string
+	db    *storage.DB
+	guard *storage.Guard
+	err   error
+}
+
+// FuzzAppendBodyTSDB is the slower target: the same bodies through the
+// guard into a real TSDB, committed. Whatever a body holds, the TSDB must
+// take the commit or refuse samples one by one; never panic or fail the
+// transaction, and never store a sample beyond the guard's bound.
+func FuzzAppendBodyTSDB(f *testing.F) {
+	kwok, err := os.ReadFile("testdata/kwok-resource.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(kwok)
+	f.Add([]byte("evil_metric 1 99999999999999\nhonest 1\n"))
+	f.Add([]byte("# TYPE a counter\na_total{x=\"1\"} 1 1700000000000\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fuzzDB.once.Do(func() {
+			fuzzDB.dir, fuzzDB.err = os.MkdirTemp("", "kmetrics-fuzz-tsdb-")
+			if fuzzDB.err == nil {
+				fuzzDB.db, fuzzDB.err = storage.Open(storage.Options{Path: fuzzDB.dir}, nil, nil)
+			}
+			if fuzzDB.err == nil {
+				fuzzDB.guard = storage.NewGuard(fuzzDB.db, 5*time.Minute)
+			}
+		})
+		if fuzzDB.err != nil {
+			t.Fatal(fuzzDB.err)
+		}
+		tg := newTarget("node", "127.0.0.1:10250", "/metrics/resource")
+		now := time.Now()
+		app := fuzzDB.guard.Appender(context.Background())
+		res, err := tg.appendBody(app, body, "text/plain; version=0.0.4", now)
+		if err != nil {
+			_ = app.Rollback()
+			if strings.Contains(err.Error(), "panic") {
+				t.Fatalf("parser panicked: %v", err)
+			}
+			return
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatalf("commit of a parsed body failed: %v", err)
+		}
+		if res.appended+res.outOfOrder != res.samples {
+			t.Fatalf("appended %d + refused %d != parsed %d", res.appended, res.outOfOrder, res.samples)
+		}
+		if tg.newest > now.Add(5*time.Minute).UnixMilli() {
+			t.Fatalf("a sample at %d got past the guard (now %d)", tg.newest, now.UnixMilli())
+		}
+	})
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fuzzDB.db != nil {
+		_ = fuzzDB.db.Close()
+	}
+	if fuzzDB.dir != "" {
+		_ = os.RemoveAll(fuzzDB.dir)
+	}
+	os.Exit(code)
 }

@@ -182,6 +182,7 @@ func TestHostileApplications(t *testing.T) {
 	bombHost, bombPort, _ := hostileApp(t, func(w http.ResponseWriter, r *http.Request) {
 		n := round.Add(1)
 		var b strings.Builder
+		b.WriteString("# TYPE bomb_series gauge\n")
 		for i := 0; i < 5000; i++ {
 			fmt.Fprintf(&b, "bomb_series{id=\"%d-%d\"} 1\n", n, i)
 		}
@@ -210,7 +211,8 @@ func TestHostileApplications(t *testing.T) {
 		pod.Namespace = p.ns
 		_ = pods.Add(pod)
 	}
-	s := NewAppScraper(AppConfig{Interval: 30 * time.Millisecond, Timeout: time.Second, MaxBodyBytes: 1 << 20, Budget: budget},
+	meta := storage.NewMetadata()
+	s := NewAppScraper(AppConfig{Interval: 30 * time.Millisecond, Timeout: time.Second, MaxBodyBytes: 1 << 20, Budget: budget, Metadata: meta},
 		corelisters.NewPodLister(pods), nil, guard)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -221,6 +223,11 @@ func TestHostileApplications(t *testing.T) {
 	waitUntil(t, "the good tenant stored", func() bool { return len(env.samples(t, eq("__name__", "queue_messages"))) == 1 })
 	if got := len(env.samples(t, eq("__name__", "bomb_series"))); got != 0 {
 		t.Errorf("the bomb stored %d series", got)
+	}
+	for _, f := range meta.List() {
+		if f.Family == "bomb_series" {
+			t.Error("a refused scrape's metadata was recorded")
+		}
 	}
 	if held := budget.Held("evil"); held > 1000 {
 		t.Errorf("namespace evil holds %d series, over its budget", held)

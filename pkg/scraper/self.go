@@ -34,7 +34,7 @@ func NewSelfMetrics(gatherer prometheus.Gatherer, db Appendable) *SelfMetrics {
 
 // WithMetadata records the families' type and help in m.
 func (s *SelfMetrics) WithMetadata(m *storage.Metadata) *SelfMetrics {
-	s.target.meta = m
+	s.target.meta, s.target.metaTrusted = m, true
 	return s
 }
 

@@ -103,8 +103,12 @@ type target struct {
 	indexed bool
 	// keep, when set, says which metric names are stored.
 	keep func(name string) bool
-	// meta, when set, records the families' type, help and unit.
-	meta *storage.Metadata
+	// meta, when set, records the families' type, help and unit of taken
+	// scrapes; metaTrusted writers (kubelets, cluster state, kmetrics
+	// itself) describe families applications cannot redescribe.
+	meta        *storage.Metadata
+	metaTrusted bool
+	pendingMeta []storage.MetadataUpdate
 	// honorTimestamps: samples keep the timestamps the target exposes
 	// (kubelets); otherwise they are stored at the scrape time, as
 	// Prometheus' honor_timestamps: false (applications).
@@ -138,7 +142,7 @@ func newKubeletTarget(node, instance, path string) *target {
 		storage.LabelMetricsPath, path,
 		storage.LabelNode, node,
 	))
-	t.honorTimestamps = true
+	t.honorTimestamps, t.metaTrusted = true, true
 	return t
 }
 
@@ -185,6 +189,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 	t.parses++
 	parse := t.parses
 	t.samples = t.samples[:0]
+	t.pendingMeta = t.pendingMeta[:0]
 	res.containers = t.containers[:0]
 	defer func() { t.containers = res.containers }()
 	for {
@@ -270,6 +275,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 		t.forget(key, e)
 	}
 	t.gen = gen
+	t.flushMetadata()
 	if storeErr != nil {
 		return res, &storageError{storeErr}
 	}
@@ -436,16 +442,32 @@ func (res *scrapeResult) container(slot *containerSlot, gen uint64) *storage.Con
 	return &res.containers[slot.idx]
 }
 
+// recordMetadata keeps the exposition's metadata lines of this parse; they
+// reach the store only if the scrape is taken (flushMetadata).
 func (t *target) recordMetadata(p textparse.Parser, entry textparse.Entry) {
 	if t.meta == nil {
 		return
 	}
+	var u storage.MetadataUpdate
 	switch entry {
 	case textparse.EntryType:
-		t.meta.SetType(p.Type())
+		name, typ := p.Type()
+		u = storage.MetadataUpdate{Kind: storage.MetadataType, Family: string(name), Value: string(typ)}
 	case textparse.EntryHelp:
-		t.meta.SetHelp(p.Help())
+		name, help := p.Help()
+		u = storage.MetadataUpdate{Kind: storage.MetadataHelp, Family: string(name), Value: string(help)}
 	case textparse.EntryUnit:
-		t.meta.SetUnit(p.Unit())
+		name, unit := p.Unit()
+		u = storage.MetadataUpdate{Kind: storage.MetadataUnit, Family: string(name), Value: string(unit)}
+	default:
+		return
 	}
+	t.pendingMeta = append(t.pendingMeta, u)
+}
+
+func (t *target) flushMetadata() {
+	if t.meta != nil {
+		t.meta.Apply(t.pendingMeta, t.metaTrusted)
+	}
+	t.pendingMeta = t.pendingMeta[:0]
 }
