@@ -182,6 +182,10 @@ func TestCustomMetricsAPI(t *testing.T) {
 		{name: "external unknown", path: em + "/namespaces/shop/nope", code: 404, errorHas: "external metric nope is not served"},
 		{name: "external nothing in namespace", path: em + "/namespaces/empty/queue_depth", code: 404, errorHas: "external metric queue_depth has no current value in namespace empty"},
 		{name: "external bad selector", path: em + "/namespaces/shop/queue_depth?labelSelector=" + q("queue in"), code: 400, errorHas: "invalid labelSelector"},
+		// A Kubernetes key that cannot be a series label: it would render
+		// "by (queue-name)" into the external rule's query.
+		{name: "external selector key not a label name", path: em + "/namespaces/shop/queue_depth?labelSelector=" + q("queue-name=jobs"), code: 400, errorHas: "not a series label name"},
+		{name: "custom selector key not a label name", path: cm + "v1beta2/namespaces/shop/pods/web-1/queue_depth?metricLabelSelector=" + q("app.kubernetes.io/name=x"), code: 400, errorHas: "not a series label name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

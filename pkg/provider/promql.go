@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -167,6 +168,12 @@ func selectorMatchers(sel k8slabels.Selector) ([]*labels.Matcher, error) {
 	}
 	out := make([]*labels.Matcher, 0, len(reqs))
 	for _, r := range reqs {
+		// A Kubernetes label key ("queue-name", "app.kubernetes.io/name")
+		// is not always a series label name; the rules' templates would
+		// render it into a query (by (queue-name)) that cannot parse.
+		if !model.LegacyValidation.IsValidLabelName(r.Key()) {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("metricLabelSelector: %q is not a series label name (letters, digits and _ only; series labels are the application's, e.g. queue_name)", r.Key()))
+		}
 		values := r.Values().UnsortedList()
 		var m *labels.Matcher
 		var err error
