@@ -127,18 +127,9 @@ func TestHostileTenants(t *testing.T) {
 		return nil
 	})
 	mustKubectl(t, "-n", victimNS, "autoscale", "deployment", "victim", "--cpu-percent=50", "--min=1", "--max=4")
-	replicas := func(want string) func() error {
-		return func() error {
-			got, err := kubectl("-n", victimNS, "get", "deployment", "victim", "-o", "jsonpath={.spec.replicas}")
-			if err != nil || got != want {
-				return fmt.Errorf("replicas %q, want %s (%v)", got, want, err)
-			}
-			return nil
-		}
-	}
-	eventually(t, 3*time.Minute, "the victim's HPA scales up to 4", replicas("4"))
+	eventually(t, 3*time.Minute, "the victim's HPA scales up to 4", replicasOf(victimNS, "victim", "4"))
 	mustKubectl(t, "-n", victimNS, "annotate", "pods", "-l", "app=victim", "kwok.x-k8s.io/usage-cpu=10m", "--overwrite")
-	eventually(t, 3*time.Minute, "the victim's HPA scales down to 1", replicas("1"))
+	eventually(t, 3*time.Minute, "the victim's HPA scales down to 1", replicasOf(victimNS, "victim", "1"))
 	if failed := mustKubectl(t, "-n", victimNS, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=FailedGetResourceMetric",
 		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"); failed != "" {
 		t.Errorf("the victim's HPA failed to get metrics:\n%s", failed)
@@ -235,26 +226,12 @@ func TestHostileTenants(t *testing.T) {
 
 func hostileManifest() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", hostileNS)
 	for _, app := range []string{"future", "bomb", "collide", "redirect", "endless"} {
-		extra := ""
+		labels := ""
 		if app == "collide" {
-			extra = ", app.kubernetes.io/name: collide-a, app_kubernetes_io_name: collide-b"
+			labels = "app.kubernetes.io/name: collide-a, app_kubernetes_io_name: collide-b"
 		}
-		fmt.Fprintf(&b, `---
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: %[1]s, namespace: %[2]s}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: %[1]s}}
-  template:
-    metadata:
-      labels: {app: %[1]s%[3]s}
-      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9100"}
-    spec:
-      containers: [{name: main, image: registry.k8s.io/pause:3.10}]
-`, app, hostileNS, extra)
+		b.WriteString(scrapedDeployment(hostileNS, app, 1, labels))
 	}
 	return b.String()
 }

@@ -29,27 +29,14 @@ func TestHPAScalesOnCPU(t *testing.T) {
 	})
 	mustKubectl(t, "-n", ns, "autoscale", "deployment", "app", "--cpu-percent=50", "--min=1", "--max=4")
 
-	replicas := func(want string) func() error {
-		return func() error {
-			got, err := kubectl("-n", ns, "get", "deployment", "app", "-o", "jsonpath={.spec.replicas}")
-			if err != nil {
-				return err
-			}
-			if got != want {
-				hpa, _ := kubectl("-n", ns, "get", "hpa", "app", "--no-headers")
-				return fmt.Errorf("replicas %s, want %s (hpa: %s)", got, want, strings.TrimSpace(hpa))
-			}
-			return nil
-		}
-	}
-	eventually(t, 3*time.Minute, "the HPA scales up to 4", replicas("4"))
+	eventually(t, 3*time.Minute, "the HPA scales up to 4", replicasOf(ns, "app", "4"))
 	active := mustKubectl(t, "-n", ns, "get", "hpa", "app", "-o", `jsonpath={.status.conditions[?(@.type=="ScalingActive")].status}`)
 	if active != "True" {
 		t.Fatalf("ScalingActive = %q, want True", active)
 	}
 
 	mustKubectl(t, "-n", ns, "annotate", "pods", "-l", "app=app", "kwok.x-k8s.io/usage-cpu=10m", "--overwrite")
-	eventually(t, 3*time.Minute, "the HPA scales down to 1", replicas("1"))
+	eventually(t, 3*time.Minute, "the HPA scales down to 1", replicasOf(ns, "app", "1"))
 
 	events := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale",
 		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
@@ -59,5 +46,21 @@ func TestHPAScalesOnCPU(t *testing.T) {
 	if failed := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=FailedGetResourceMetric",
 		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"); failed != "" {
 		t.Errorf("the HPA failed to get metrics:\n%s", failed)
+	}
+}
+
+// replicasOf checks that a Deployment (scaled by its HPA of the same name)
+// has want replicas.
+func replicasOf(ns, name, want string) func() error {
+	return func() error {
+		got, err := kubectl("-n", ns, "get", "deployment", name, "-o", "jsonpath={.spec.replicas}")
+		if err != nil {
+			return err
+		}
+		if got != want {
+			hpa, _ := kubectl("-n", ns, "get", "hpa", name, "--no-headers")
+			return fmt.Errorf("replicas %s, want %s (hpa: %s)", got, want, strings.TrimSpace(hpa))
+		}
+		return nil
 	}
 }

@@ -34,24 +34,7 @@ func TestKillDuringIngestionKeepsCommitted(t *testing.T) {
 		}
 		_, _ = w.Write([]byte(b.String()))
 	})
-	kubectlApply(t, fmt.Sprintf(`
-apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: heavy, namespace: %[1]s}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: heavy}}
-  template:
-    metadata:
-      labels: {app: heavy}
-      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9100"}
-    spec:
-      containers: [{name: main, image: registry.k8s.io/pause:3.10}]
-`, ns))
+	kubectlApply(t, scrapedDeployment(ns, "heavy", 4, ""))
 	defer func() { _, _ = kubectl("delete", "namespace", ns, "--wait=false") }()
 
 	eventually(t, 2*time.Minute, "every target ingested", func() error {

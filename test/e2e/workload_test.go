@@ -36,6 +36,34 @@ spec:
 `, ns, name, replicas, cpu, memory, requestCPU))
 }
 
+// scrapedDeployment is the manifest of a namespace and a Deployment of kwok
+// pods labelled app=name (plus extraLabels, "k: v, …") that ask to be
+// scraped on port 9100, where an appFleet serves them.
+func scrapedDeployment(ns, name string, replicas int, extraLabels string) string {
+	if extraLabels != "" {
+		extraLabels = ", " + extraLabels
+	}
+	return fmt.Sprintf(`
+apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  replicas: %[3]d
+  selector: {matchLabels: {app: %[2]s}}
+  template:
+    metadata:
+      labels: {app: %[2]s%[4]s}
+      annotations: {prometheus.io/scrape: "true", prometheus.io/port: "9100"}
+    spec:
+      containers: [{name: main, image: registry.k8s.io/pause:3.10}]
+---
+`, ns, name, replicas, extraLabels)
+}
+
 // topRow is one line of kubectl top output, by column header.
 type topRow map[string]string
 
