@@ -31,7 +31,9 @@ func upSamples(t *testing.T, node string) (ts []int64, last float64) {
 	}
 	defer q.Close()
 	set := q.Select(context.Background(), false, nil,
-		labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"), labels.MustNewMatcher(labels.MatchEqual, "node", node))
+		labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"), labels.MustNewMatcher(labels.MatchEqual, "node", node),
+		// The kubelet's own: application targets on the node carry node too.
+		labels.MustNewMatcher(labels.MatchEqual, "job", "kubelet"), labels.MustNewMatcher(labels.MatchEqual, "metrics_path", "/metrics/resource"))
 	var it chunkenc.Iterator
 	for set.Next() {
 		it = set.At().Iterator(it)
@@ -61,7 +63,7 @@ func TestRestartServesFromHistory(t *testing.T) {
 	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			// Let two more scrapes land since the last restart.
-			const scrapes = `count_over_time(up{node="kwok-node-1"}[1h])`
+			const scrapes = `count_over_time(up{job="kubelet",metrics_path="/metrics/resource",node="kwok-node-1"}[1h])`
 			n0 := queryScalar(t, scrapes)
 			eventually(t, 3*resolution, "two more scrapes of kwok-node-1", func() error {
 				if n := queryScalar(t, scrapes); n < n0+2 {
