@@ -271,7 +271,9 @@ func run(ctx context.Context, o *options) error {
 			stop()
 		}
 	})
-	goWriter(func() { st.writeSnapshots(ctx, o.metricResolution) })
+	// The snapshot only has to be newer than the lookback (5m): once a
+	// minute, and at shutdown, keeps its I/O (the whole index) small.
+	goWriter(func() { st.writeSnapshots(ctx, max(o.metricResolution, time.Minute)) })
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -42,7 +43,11 @@ func TestDiscoverySnapshotServesTheListUntilTheTSDBOpens(t *testing.T) {
 		t.Errorf("an external metric request while the TSDB opens: %v, want 503", err)
 	}
 	// A snapshot catalog is never written back over the real one.
-	if err := after.SaveDiscovery(filepath.Join(t.TempDir(), "other")); err != nil {
+	other := filepath.Join(t.TempDir(), "other")
+	if err := after.SaveDiscovery(other); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Errorf("a catalog loaded from a snapshot was saved again: %v", err)
 	}
 }

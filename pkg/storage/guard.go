@@ -47,9 +47,6 @@ func NewGuard(db promstorage.Appendable, tolerance time.Duration) *Guard {
 	return &Guard{db: db, tolerance: tolerance, now: time.Now}
 }
 
-// Tolerance is how far ahead of now a sample may be.
-func (g *Guard) Tolerance() time.Duration { return g.tolerance }
-
 // Appender starts a guarded transaction. The bound is taken once: a
 // transaction is short, and appends stay a comparison.
 func (g *Guard) Appender(ctx context.Context) promstorage.Appender {

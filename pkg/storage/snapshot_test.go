@@ -76,7 +76,7 @@ func TestOpeningDB(t *testing.T) {
 	if _, err := app.Append(0, labels.EmptyLabels(), 1, 1); err != ErrOpening {
 		t.Errorf("append while opening: %v", err)
 	}
-	if d.IsOpen() || d.HeadMinTime() != 1<<63-1 {
+	if d.TSDB() != nil || d.HeadMinTime() != 1<<63-1 {
 		t.Error("an opening TSDB reports itself open")
 	}
 }

@@ -130,9 +130,6 @@ func (d *DB) Err() error {
 	}
 }
 
-// IsOpen reports whether the TSDB can be read and written.
-func (d *DB) IsOpen() bool { return d.db.Load() != nil }
-
 // HeadMinTime is the head's lower bound (ms): series whose last sample is
 // older have left memory. math.MaxInt64 while the head is empty or the TSDB
 // is opening.

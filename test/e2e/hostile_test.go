@@ -79,12 +79,7 @@ func TestHostileTenants(t *testing.T) {
 	// The victim: an HPA on CPU in another namespace scales 1→4→1.
 	const victimNS = "e2e-victim"
 	deployment(t, victimNS, "victim", 1, "250m", "64Mi", "100m")
-	eventually(t, 90*time.Second, "the victim pod served", func() error {
-		if rows := parseTop(mustKubectlNoFail("-n", victimNS, "top", "pods")); len(rows) != 1 {
-			return fmt.Errorf("%d pods served", len(rows))
-		}
-		return nil
-	})
+	eventually(t, 90*time.Second, "the victim pod served", podsServed(victimNS, 1))
 	// From now on: kubectl top and the HPA's list answer, with fresh
 	// timestamps, every 2 s.
 	stop := make(chan struct{})

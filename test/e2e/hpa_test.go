@@ -21,12 +21,7 @@ func TestHPAScalesOnCPU(t *testing.T) {
 	// As with metrics-server, a pod has CPU usage after two scrapes; an HPA
 	// created before that reports FailedGetResourceMetric once. Start it
 	// after, so any such event below is kmetrics' fault.
-	eventually(t, 60*time.Second, "the first pod served", func() error {
-		if rows := parseTop(mustKubectlNoFail("-n", ns, "top", "pods")); len(rows) != 1 {
-			return fmt.Errorf("%d pods served", len(rows))
-		}
-		return nil
-	})
+	eventually(t, 60*time.Second, "the first pod served", podsServed(ns, 1))
 	mustKubectl(t, "-n", ns, "autoscale", "deployment", "app", "--cpu-percent=50", "--min=1", "--max=4")
 
 	eventually(t, 3*time.Minute, "the HPA scales up to 4", replicasOf(ns, "app", "4"))
@@ -46,6 +41,16 @@ func TestHPAScalesOnCPU(t *testing.T) {
 	if failed := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=FailedGetResourceMetric",
 		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"); failed != "" {
 		t.Errorf("the HPA failed to get metrics:\n%s", failed)
+	}
+}
+
+// podsServed checks that kubectl top lists want pods in ns.
+func podsServed(ns string, want int) func() error {
+	return func() error {
+		if rows := parseTop(mustKubectlNoFail("-n", ns, "top", "pods")); len(rows) != want {
+			return fmt.Errorf("%d pods served, want %d", len(rows), want)
+		}
+		return nil
 	}
 }
 
