@@ -1,42 +1,66 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"os"
 	"strings"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
+	"k8s.io/component-base/metrics/legacyregistry"
+	"k8s.io/klog/v2"
+
+	"github.com/kmetrics/kmetrics/pkg/appscrape"
+	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
-// appTransport reaches applications: no credentials, TLS verified against
-// the system roots and the cluster CA.
-func appTransport(cfg *rest.Config) (http.RoundTripper, error) {
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
+// newAppScraper builds application scraping (nil when neither the built-in
+// jobs nor --scrape.config ask for any). The built-in jobs discover from
+// the shared pod and Service informers; an invalid --scrape.config stops
+// kmetrics here.
+func newAppScraper(o *options, restConfig *rest.Config, factory informers.SharedInformerFactory, st *store, families *storage.Metadata) (*appscrape.Scraper, error) {
+	if !o.scrapeAnnotated && o.scrapeConfig == "" {
+		return nil, nil
 	}
+	var inf *appscrape.Informers
+	if o.scrapeAnnotated {
+		inf = &appscrape.Informers{Pods: factory.Core().V1().Pods().Informer(), Services: factory.Core().V1().Services().Informer()}
+	}
+	ca, err := clusterCA(restConfig)
+	if err != nil {
+		return nil, err
+	}
+	appscrape.RegisterMetrics()
+	return appscrape.New(appscrape.Config{
+		File: o.scrapeConfig, Builtin: o.scrapeAnnotated,
+		Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
+		PodLabels: o.scrapePodLabels, CAPEM: ca,
+	}, appscrape.Deps{
+		Informers: inf, Storage: st.guard, Budget: st.budget, Metadata: families,
+		Registerer: legacyregistry.Registerer(),
+		Logger:     slog.New(logr.ToSlogHandler(klog.Background().WithName("scrape"))),
+	})
+}
+
+// clusterCA is the cluster's CA (PEM), which verifies the built-in jobs'
+// https targets; "" when kmetrics has none (system roots then).
+func clusterCA(cfg *rest.Config) (string, error) {
 	ca := cfg.TLSClientConfig.CAData
 	if len(ca) == 0 && cfg.TLSClientConfig.CAFile != "" {
+		var err error
 		if ca, err = os.ReadFile(cfg.TLSClientConfig.CAFile); err != nil {
-			return nil, fmt.Errorf("reading the cluster CA: %w", err)
+			return "", fmt.Errorf("reading the cluster CA: %w", err)
 		}
 	}
-	if len(ca) > 0 {
-		pool.AppendCertsFromPEM(ca)
-	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	t.MaxIdleConnsPerHost = 1
-	return t, nil
+	return string(ca), nil
 }
 
 // trimPod drops what no consumer of the full pod cache needs: cluster-state
-// series read spec and phase, application scraping the prometheus.io
-// annotations, labels and IP.
+// series read spec and phase, the built-in scrape jobs the prometheus.io
+// annotations, labels, ports, IP and readiness.
 func trimPod(obj interface{}) (interface{}, error) {
 	if p, ok := obj.(*corev1.Pod); ok {
 		p.ManagedFields = nil
@@ -45,7 +69,7 @@ func trimPod(obj interface{}) (interface{}, error) {
 				delete(p.Annotations, k)
 			}
 		}
-		p.Status.Conditions, p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil, nil
+		p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
 	}
 	return obj, nil
 }

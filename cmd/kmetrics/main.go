@@ -163,9 +163,6 @@ func run(ctx context.Context, o *options) error {
 	if o.clusterState || o.scrapeAnnotated {
 		_ = fullPods.Informer().SetTransform(trimPod)
 	}
-	if o.scrapeAnnotated {
-		factory.Core().V1().Services().Informer()
-	}
 	custom, err := newCustomMetrics(o, client, restConfig, db, pods.Lister(), ctx.Done())
 	if err != nil {
 		return err
@@ -211,16 +208,9 @@ func run(ctx context.Context, o *options) error {
 	if o.clusterState {
 		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), guard).WithMetadata(families)
 	}
-	var apps *scraper.AppScraper
-	if o.scrapeAnnotated {
-		rt, err := appTransport(restConfig)
-		if err != nil {
-			return err
-		}
-		apps = scraper.NewAppScraper(scraper.AppConfig{
-			Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
-			PodLabels: o.scrapePodLabels, Transport: rt, Metadata: families, Budget: st.budget,
-		}, fullPods.Lister(), factory.Core().V1().Services().Lister(), guard)
+	apps, err := newAppScraper(o, restConfig, factory, st, families)
+	if err != nil {
+		return err
 	}
 	// Every writer stops before the TSDB closes (deferred above): when the
 	// signal comes, and when serving fails (a port that cannot be bound
@@ -283,8 +273,13 @@ func run(ctx context.Context, o *options) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				klog.InfoS("SIGHUP: reloading rule files and the metrics config")
+				klog.InfoS("SIGHUP: reloading rule files, the scrape config and the metrics config")
 				evaluator.Reload()
+				if apps != nil {
+					if err := apps.Reload(); err != nil {
+						klog.ErrorS(err, "Keeping the running scrape config")
+					}
+				}
 				select {
 				case namingReload <- struct{}{}:
 				default:

@@ -67,6 +67,7 @@ type options struct {
 	scrapeTimeout          time.Duration
 	scrapeMaxResponseBytes int64
 	scrapePodLabels        []string
+	scrapeConfig           string
 
 	customMetrics          bool
 	externalMetrics        bool
@@ -166,9 +167,10 @@ func (o *options) flags() flag.NamedFlagSets {
 	rs.StringVar(&o.externalURL, "web.external-url", "", "URL alerts link back to (the query API as users reach it).")
 
 	as := fss.FlagSet("application scraping")
-	as.BoolVar(&o.scrapeAnnotated, "scrape.annotated", o.scrapeAnnotated, "Scrape pods annotated prometheus.io/scrape=\"true\", and the pods of Services so annotated (prometheus.io/port, /path, /scheme as in Prometheus' kubernetes_sd examples), every --metric-resolution. Watches all pods and services.")
-	as.DurationVar(&o.scrapeTimeout, "scrape.timeout", o.scrapeTimeout, "Timeout of one application scrape; at most --metric-resolution.")
-	as.Int64Var(&o.scrapeMaxResponseBytes, "scrape.max-response-bytes", o.scrapeMaxResponseBytes, "Largest application response accepted; a larger one fails that target only.")
+	as.BoolVar(&o.scrapeAnnotated, "scrape.annotated", o.scrapeAnnotated, "Run the built-in kubernetes-pods and kubernetes-service-endpoints jobs: pods annotated prometheus.io/scrape=\"true\", and the pods of Services so annotated (prometheus.io/port, /path, /scheme, /param_*, as Prometheus' classic relabeling reads them), every --metric-resolution. Watches all pods and services.")
+	as.StringVar(&o.scrapeConfig, "scrape.config", "", "A Prometheus configuration file whose scrape_configs (and scrape_config_files) kmetrics scrapes with Prometheus' own scrape manager and service discovery (kubernetes, file, http, dns); a job named like a built-in one replaces it. Reloaded on SIGHUP; an invalid file stops kmetrics at start and is refused (the running jobs kept) on reload.")
+	as.DurationVar(&o.scrapeTimeout, "scrape.timeout", o.scrapeTimeout, "Timeout of one scrape of the built-in jobs; at most --metric-resolution.")
+	as.Int64Var(&o.scrapeMaxResponseBytes, "scrape.max-response-bytes", o.scrapeMaxResponseBytes, "Largest application response accepted (body_size_limit of the built-in jobs and of every --scrape.config job that sets none); a larger one fails that target only.")
 	as.StringSliceVar(&o.scrapePodLabels, "scrape.pod-labels", o.scrapePodLabels, "Pod labels copied onto application series (names sanitized: app.kubernetes.io/name becomes app_kubernetes_io_name); \"*\" copies all, \"\" none.")
 
 	cs := fss.FlagSet("custom and external metrics")

@@ -3,11 +3,7 @@ package scraper
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,8 +12,6 @@ import (
 	promstorage "github.com/prometheus/prometheus/storage"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/kmetrics/kmetrics/pkg/provider"
 	"github.com/kmetrics/kmetrics/pkg/storage"
@@ -144,136 +138,4 @@ func (a *failingAppender) Commit() error {
 		return errDiskFull
 	}
 	return a.Appender.Commit()
-}
-
-// hostileApp is an application endpoint for the in-process tenant tests.
-func hostileApp(t *testing.T, h http.HandlerFunc) (host, port string, hits *atomic.Int64) {
-	hits = &atomic.Int64{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		h(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	host, port, _ = net.SplitHostPort(srv.Listener.Addr().String())
-	return host, port, hits
-}
-
-func textBody(body string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = w.Write([]byte(body))
-	}
-}
-
-// Hostile tenants, in-process: a cardinality bomb over its namespace's
-// budget, a sample two hours ahead, a redirect to another host. Each costs
-// its own target only; the honest tenant's series are stored every scrape.
-func TestHostileApplications(t *testing.T) {
-	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	env := &testEnv{db: db}
-	guard := storage.NewGuard(db.TSDB(), 5*time.Minute)
-	budget := storage.NewSeriesBudget(1000, 0, db.HeadMinTime)
-
-	var round atomic.Int64
-	bombHost, bombPort, _ := hostileApp(t, func(w http.ResponseWriter, r *http.Request) {
-		n := round.Add(1)
-		var b strings.Builder
-		b.WriteString("# TYPE bomb_series gauge\n")
-		for i := 0; i < 5000; i++ {
-			fmt.Fprintf(&b, "bomb_series{id=\"%d-%d\"} 1\n", n, i)
-		}
-		textBody(b.String())(w, r)
-	})
-	future := time.Now().Add(2 * time.Hour).UnixMilli()
-	futureHost, futurePort, _ := hostileApp(t, textBody(fmt.Sprintf("evil_metric 1 %d\n", future)))
-	victimHost, victimPort, victimHits := hostileApp(t, textBody("secret 1\n"))
-	var victimURL string
-	redirHost, redirPort, _ := hostileApp(t, func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, victimURL, http.StatusFound)
-	})
-	goodHost, goodPort, _ := hostileApp(t, textBody("queue_messages 7\n"))
-	victimURL = "http://" + net.JoinHostPort(victimHost, victimPort) + "/metrics"
-	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	ann := func(port string) map[string]string {
-		return map[string]string{AnnotationScrape: "true", AnnotationPort: port}
-	}
-	for _, p := range []struct{ ns, name, host, port string }{
-		{"evil", "bomb", bombHost, bombPort},
-		{"evil", "future", futureHost, futurePort},
-		{"evil", "redirect", redirHost, redirPort},
-		{"shop", "good", goodHost, goodPort},
-	} {
-		pod := appPod(p.name, p.host, corev1.PodRunning, nil, ann(p.port))
-		pod.Namespace = p.ns
-		_ = pods.Add(pod)
-	}
-	meta := storage.NewMetadata()
-	s := NewAppScraper(AppConfig{Interval: 30 * time.Millisecond, Timeout: time.Second, MaxBodyBytes: 1 << 20, Budget: budget, Metadata: meta},
-		corelisters.NewPodLister(pods), nil, guard)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	waitUntil(t, "the bomb scraped three times", func() bool { return round.Load() >= 3 })
-	waitUntil(t, "the good tenant stored", func() bool { return len(env.samples(t, eq("__name__", "queue_messages"))) == 1 })
-	if got := len(env.samples(t, eq("__name__", "bomb_series"))); got != 0 {
-		t.Errorf("the bomb stored %d series", got)
-	}
-	for _, f := range meta.List() {
-		if f.Family == "bomb_series" {
-			t.Error("a refused scrape's metadata was recorded")
-		}
-	}
-	if held := budget.Held("evil"); held > 1000 {
-		t.Errorf("namespace evil holds %d series, over its budget", held)
-	}
-	upOf := func(pod string) float64 { return lastOf(env.samples(t, eq("__name__", "up"), eq("pod", pod))).V }
-	if up := upOf("bomb"); up != 0 {
-		t.Errorf("bomb up = %v, want 0", up)
-	}
-	evil := env.samples(t, eq("__name__", "evil_metric"))
-	if len(evil) != 1 {
-		t.Fatalf("the future sample was not stored at scrape time: %v", evil)
-	}
-	for _, pts := range evil {
-		if last := pts[len(pts)-1].T; last > time.Now().UnixMilli() {
-			t.Errorf("evil_metric stored at %v, in the future", time.UnixMilli(last))
-		}
-	}
-	if up := upOf("redirect"); up != 0 {
-		t.Errorf("redirect up = %v, want 0", up)
-	}
-	if victimHits.Load() != 0 {
-		t.Errorf("the redirect was followed to another host")
-	}
-	if up := upOf("good"); up != 1 {
-		t.Errorf("good up = %v", up)
-	}
-}
-
-// Pod label keys that sanitize to one name ("app.kubernetes.io/name" and
-// "app_kubernetes_io_name") are folded, the first key winning: a duplicate
-// label name would make the TSDB refuse every scrape of the pod.
-func TestCollidingPodLabelsAreFolded(t *testing.T) {
-	s := NewAppScraper(AppConfig{PodLabels: []string{"*"}}, nil, nil, nil)
-	pod := appPod("p", "10.0.0.1", corev1.PodRunning, map[string]string{"app.kubernetes.io/name": "first", "app_kubernetes_io_name": "second", "app": "x"}, nil)
-	lset := s.targetLabels(pod, JobPods, "10.0.0.1:80", "")
-	if err := lset.Validate(func(labels.Label) error { return nil }); err != nil {
-		t.Fatal(err)
-	}
-	if lset.Has("app_kubernetes_io_name") && lset.Get("app_kubernetes_io_name") != "first" {
-		t.Errorf("app_kubernetes_io_name = %q, want the first key's value", lset.Get("app_kubernetes_io_name"))
-	}
-	names := map[string]int{}
-	lset.Range(func(l labels.Label) { names[l.Name]++ })
-	for name, n := range names {
-		if n > 1 {
-			t.Errorf("label %s appears %d times in %s", name, n, lset)
-		}
-	}
 }

@@ -258,9 +258,6 @@ const (
 	reasonStorage  = "storage"
 	// reasonClockAhead: a kubelet's timestamps run ahead of kmetrics' clock.
 	reasonClockAhead = "clock_ahead"
-	// reasonSeriesBudget: an application scrape's new series do not fit
-	// its namespace's budget.
-	reasonSeriesBudget = "series_budget"
 )
 
 // scrapeNode scrapes a node once and returns its (possibly new) target.

@@ -27,22 +27,10 @@ var (
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "samples_rejected_total",
 		Help: "Scraped samples not stored or not indexed, by reason: out_of_order, duplicate, skipped_series (a resource series missing a label or with an invalid value).",
 	}, []string{"reason"})
-	appTargets = metrics.NewGauge(&metrics.GaugeOpts{
-		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_targets",
-		Help: "Application endpoints currently scraped (prometheus.io/scrape annotations).",
-	})
-	appScrapeFailures = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_failures_total",
-		Help: "Failed application scrapes by reason: fetch, too_large, body, series_budget, storage. The target's up series says which.",
-	}, []string{"reason"})
 	clockAhead = metrics.NewGaugeVec(&metrics.GaugeOpts{
 		Namespace: "kmetrics", Subsystem: "kubelet", Name: "clock_ahead_seconds",
 		Help: "How far the newest sample timestamp of a node's last scrape was ahead of kmetrics' clock; past --storage.future-tolerance the node's scrapes are refused.",
 	}, []string{"node"})
-	appRefused = metrics.NewCounterVec(&metrics.CounterOpts{
-		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_refused_total",
-		Help: "Application scrapes refused whole for what they held, by namespace, pod and reason: series_budget.",
-	}, []string{"namespace", "pod", "reason"})
 	activeTargets = metrics.NewGauge(&metrics.GaugeOpts{
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "targets",
 		Help: "Nodes currently scraped.",
@@ -55,7 +43,7 @@ var registerOnce sync.Once
 // served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(scrapeDuration, scrapeErrors, scrapeFailures, samplesRejected, activeTargets, appTargets, appScrapeFailures, clockAhead, appRefused)
+		legacyregistry.MustRegister(scrapeDuration, scrapeErrors, scrapeFailures, samplesRejected, activeTargets, clockAhead)
 	})
 }
 

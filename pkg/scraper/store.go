@@ -14,7 +14,7 @@ type scrapeOutcome struct {
 	res      scrapeResult
 	start    time.Time
 	dur      time.Duration
-	reason   string // why nothing was taken: fetch, too_large, body, clock_ahead or series_budget; "" when taken
+	reason   string // why nothing was taken: fetch, too_large, body, or clock_ahead; "" when taken
 	err      error  // the failure reason stands for
 	storeErr error  // parsed, indexed and counted, but the TSDB refused the append or commit (a full disk)
 	canceled bool   // the scrape was cut by ctx: nothing to record

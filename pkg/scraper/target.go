@@ -47,7 +47,6 @@ type seriesEntry struct {
 	lset labels.Labels
 	ref  promstorage.SeriesRef
 	kind resourceKind
-	hash uint64         // of lset, for the series budget (0 without one)
 	slot *containerSlot // for container series: shared by the container's series
 	// lastSeen is the generation of the last successful scrape that reported
 	// the series (0: none yet); parsed the number of the last parse that did.
@@ -109,17 +108,9 @@ type target struct {
 	meta        *storage.Metadata
 	metaTrusted bool
 	pendingMeta []storage.MetadataUpdate
-	// honorTimestamps: samples keep the timestamps the target exposes
-	// (kubelets); otherwise they are stored at the scrape time, as
-	// Prometheus' honor_timestamps: false (applications).
-	honorTimestamps bool
 	// maxAhead, when set, refuses a whole scrape whose timestamps run more
 	// than this ahead of the scrape time: a kubelet with a fast clock.
 	maxAhead time.Duration
-	// budget, when set, charges the target's series to namespace.
-	budget    *storage.SeriesBudget
-	namespace string
-	hashes    []uint64
 }
 
 type slotKey struct {
@@ -142,7 +133,7 @@ func newKubeletTarget(node, instance, path string) *target {
 		storage.LabelMetricsPath, path,
 		storage.LabelNode, node,
 	))
-	t.honorTimestamps, t.metaTrusted = true, true
+	t.metaTrusted = true
 	return t
 }
 
@@ -221,7 +212,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			continue
 		}
 		st := nowMs
-		if ts != nil && t.honorTimestamps {
+		if ts != nil {
 			st = *ts
 			ahead = max(ahead, st-nowMs)
 		}
@@ -231,9 +222,6 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 	res.clockAhead = time.Duration(ahead) * time.Millisecond
 	if t.maxAhead > 0 && res.clockAhead > t.maxAhead {
 		return res, &refusal{reason: reasonClockAhead, err: fmt.Errorf("sample timestamps up to %v ahead of the scrape time (more than --storage.future-tolerance %v): the target's clock is wrong", res.clockAhead.Round(time.Second), t.maxAhead)}
-	}
-	if err := t.charge(nowMs); err != nil {
-		return res, err
 	}
 
 	// The index's view of the scrape comes from what was parsed and
@@ -280,22 +268,6 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 		return res, &storageError{storeErr}
 	}
 	return res, nil
-}
-
-// charge takes the scrape's series from its namespace's budget, if the
-// target has one; nothing has been created in the TSDB yet.
-func (t *target) charge(nowMs int64) error {
-	if t.budget == nil {
-		return nil
-	}
-	t.hashes = t.hashes[:0]
-	for i := range t.samples {
-		t.hashes = append(t.hashes, t.samples[i].e.hash)
-	}
-	if err := t.budget.Admit(t.namespace, t.hashes, nowMs); err != nil {
-		return &refusal{reason: reasonSeriesBudget, err: err}
-	}
-	return nil
 }
 
 // refusal is a scrape refused whole for what it holds (not a malformed
@@ -371,9 +343,6 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 		t.builder.Set(l.Name, l.Value)
 	})
 	e := &seriesEntry{lset: t.builder.Labels()}
-	if t.budget != nil {
-		e.hash = e.lset.Hash()
-	}
 	name := scraped.Get(labels.MetricName)
 	if t.keep != nil && !t.keep(name) {
 		e.kind = kindDropped

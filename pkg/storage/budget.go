@@ -22,7 +22,7 @@ type ErrSeriesBudget struct {
 }
 
 func (e *ErrSeriesBudget) Error() string {
-	return fmt.Sprintf("%d new series would exceed the %s series budget (%d held of %d, %s)", e.New, e.Scope, e.Held, e.Max, e.Flag)
+	return fmt.Sprintf("at least %d new series would exceed the %s series budget (%d held of %d, %s)", e.New, e.Scope, e.Held, e.Max, e.Flag)
 }
 
 // Flags that set the budgets, named in errors.
@@ -88,6 +88,26 @@ func (b *SeriesBudget) Admit(namespace string, hashes []uint64, now int64) error
 	}
 	b.held += unseen
 	return nil
+}
+
+// Check says whether a series is held by namespace, and if not, whether it
+// would fit beside pending others a transaction has not charged yet. It
+// charges nothing: Admit does, once the transaction commits.
+func (b *SeriesBudget) Check(namespace string, hash uint64, pending int) (held bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pruneLocked()
+	ns := b.namespaces[namespace]
+	if _, ok := ns[hash]; ok {
+		return true, nil
+	}
+	if b.perNamespace > 0 && len(ns)+pending+1 > b.perNamespace {
+		return false, &ErrSeriesBudget{Namespace: namespace, Held: len(ns), New: pending + 1, Max: b.perNamespace, Scope: "namespace", Flag: FlagNamespaceSeriesLimit}
+	}
+	if b.total > 0 && b.held+pending+1 > b.total {
+		return false, &ErrSeriesBudget{Namespace: namespace, Held: b.held, New: pending + 1, Max: b.total, Scope: "applications", Flag: FlagApplicationSeriesLimit}
+	}
+	return false, nil
 }
 
 // Held reports the series charged to a namespace.

@@ -47,6 +47,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
+	"github.com/kmetrics/kmetrics/pkg/appscrape"
 	"github.com/kmetrics/kmetrics/pkg/provider"
 	"github.com/kmetrics/kmetrics/pkg/rules/naming"
 	"github.com/kmetrics/kmetrics/pkg/scraper"
@@ -153,15 +154,14 @@ func start(t *testing.T, ctx context.Context, nodes int) *harness {
 				Name: fmt.Sprintf("%s-pod-%d", n.Name, p), Labels: map[string]string{"app": fmt.Sprintf("app-%d", i%20)}}})
 		}
 	}
-	appPods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	addApp := func(ns, name, path string) {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Labels: map[string]string{"app": "web"},
-				Annotations: map[string]string{scraper.AnnotationScrape: "true", scraper.AnnotationPort: aport, scraper.AnnotationPath: path}},
+				Annotations: map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": aport, "prometheus.io/path": path}},
 			Spec:   corev1.PodSpec{NodeName: "node-0000"},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ahost},
 		}
-		_ = appPods.Add(p)
+		objs = append(objs, p)
 		_ = podMeta.Add(&metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: p.Labels}})
 	}
 	for i := 0; i < apps; i++ {
@@ -183,6 +183,7 @@ func start(t *testing.T, ctx context.Context, nodes int) *harness {
 	client := fake.NewClientset(objs...)
 	factory := informers.NewSharedInformerFactory(client, 0)
 	nodeInformer := factory.Core().V1().Nodes().Informer()
+	appInformers := &appscrape.Informers{Pods: factory.Core().V1().Pods().Informer(), Services: factory.Core().V1().Services().Informer()}
 	factory.Start(ctx.Done())
 	factory.WaitForCacheSync(ctx.Done())
 	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: kubelet.Certificate().Raw})
@@ -196,8 +197,11 @@ func start(t *testing.T, ctx context.Context, nodes int) *harness {
 		t.Fatal(err)
 	}
 	go func() { _ = mgr.Run(ctx, nodeInformer) }()
-	appScraper := scraper.NewAppScraper(scraper.AppConfig{Interval: resolution, Timeout: 10 * time.Second, MaxBodyBytes: 10 << 20, Budget: budget},
-		corelisters.NewPodLister(appPods), nil, guard)
+	appScraper, err := appscrape.New(appscrape.Config{Builtin: true, Interval: resolution, Timeout: 10 * time.Second, MaxBodyBytes: 10 << 20},
+		appscrape.Deps{Informers: appInformers, Storage: guard, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
 	go appScraper.Run(ctx)
 
 	mapper := meta.NewDefaultRESTMapper(nil)
