@@ -216,3 +216,39 @@ scrape_configs:
 		t.Errorf("invalid file: %v, want an error naming %s and line 3", err, file)
 	}
 }
+
+// SIGHUP rereads --scrape.config: a new job starts; an invalid file is
+// refused and the running jobs go on.
+func TestReload(t *testing.T) {
+	db := openDB(t)
+	app := serveApp(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "reloaded_metric 1\n") })
+	file := filepath.Join(t.TempDir(), "prometheus.yml")
+	job := func(name string) string {
+		return fmt.Sprintf("- job_name: %s\n  scrape_interval: 200ms\n  scrape_timeout: 100ms\n  static_configs: [{targets: [%q]}]\n", name, app.host+":"+app.port)
+	}
+	write := func(s string) {
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("scrape_configs:\n" + job("first"))
+	s := runScraper(t, Config{File: file, Interval: time.Second, Timeout: time.Second, MaxBodyBytes: 1 << 20}, Deps{Storage: storage.NewGuard(db, 0)})
+	stored := func(job string) func() bool {
+		return func() bool { return len(samples(t, db, eq("__name__", "reloaded_metric"), eq("job", job))) == 1 }
+	}
+	waitUntil(t, "the first job scraped", stored("first"))
+
+	write("scrape_configs:\n" + job("first") + job("second"))
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the second job scraped after the reload", stored("second"))
+
+	write("scrape_configs:\n- job_name: third\n  sample_limit: many\n")
+	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("invalid file reloaded: %v", err)
+	}
+	if jobs := s.TargetsActive(); len(jobs["first"]) != 1 || len(jobs["second"]) != 1 {
+		t.Errorf("after a refused reload the jobs are %v, want first and second still", jobs)
+	}
+}
