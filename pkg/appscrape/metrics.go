@@ -16,6 +16,14 @@ var (
 		Namespace: "kmetrics", Subsystem: "scrape", Name: "application_targets",
 		Help: "Application targets scraped, by job (scrape pool).",
 	}, []string{"job"})
+	configReloadSuccessful = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "kmetrics", Subsystem: "scrape", Name: "config_last_reload_successful",
+		Help: "Whether the last load of the scrape configuration (--scrape.config) succeeded: 0 means a reload was refused and the previous jobs run.",
+	})
+	configReloadTime = metrics.NewGauge(&metrics.GaugeOpts{
+		Namespace: "kmetrics", Subsystem: "scrape", Name: "config_last_reload_success_timestamp_seconds",
+		Help: "When the scrape configuration was last loaded successfully.",
+	})
 )
 
 var registerOnce sync.Once
@@ -24,6 +32,6 @@ var registerOnce sync.Once
 // registry served on /metrics.
 func RegisterMetrics() {
 	registerOnce.Do(func() {
-		legacyregistry.MustRegister(applicationRefused, applicationTargets)
+		legacyregistry.MustRegister(applicationRefused, applicationTargets, configReloadSuccessful, configReloadTime)
 	})
 }

@@ -73,6 +73,7 @@ func New(c Config, d Deps) (*Scraper, error) {
 	if err != nil {
 		return nil, err
 	}
+	noteReload(true)
 	registerEvents.Do(func() { _ = d.Registerer.Register(discoveryEvents) })
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(d.Registerer)
 	if err != nil {
@@ -152,15 +153,27 @@ func (s *Scraper) apply(cfg *config.Config) error {
 func (s *Scraper) Reload() error {
 	cfg, err := Load(s.cfg, s.deps.Informers, s.deps.Logger)
 	if err != nil {
+		noteReload(false)
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.apply(cfg); err != nil {
+		noteReload(false)
 		return err
 	}
 	s.current = cfg
+	noteReload(true)
 	return nil
+}
+
+func noteReload(ok bool) {
+	if !ok {
+		configReloadSuccessful.Set(0)
+		return
+	}
+	configReloadSuccessful.Set(1)
+	configReloadTime.SetToCurrentTime()
 }
 
 // TargetsActive are the targets being scraped, by job.
