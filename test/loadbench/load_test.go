@@ -158,7 +158,7 @@ func start(t *testing.T, ctx context.Context, nodes int) *harness {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + ns + "-" + name), Labels: map[string]string{"app": "web"},
 				Annotations: map[string]string{"prometheus.io/scrape": "true", "prometheus.io/port": aport, "prometheus.io/path": path}},
-			Spec:   corev1.PodSpec{NodeName: "node-0000"},
+			Spec:   corev1.PodSpec{NodeName: "node-0000", Containers: []corev1.Container{{Name: "main"}}},
 			Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ahost},
 		}
 		objs = append(objs, p)
@@ -359,15 +359,17 @@ func TestLoad(t *testing.T) {
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		ok := true
+		var failed error
 		for _, c := range clients {
-			ok = ok && h.get(c.path()) == nil
+			if err := h.get(c.path()); err != nil && failed == nil {
+				failed = fmt.Errorf("%s: %w", c.name, err)
+			}
 		}
-		if ok {
+		if failed == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("not every API answered within 3 minutes of start")
+			t.Fatalf("not every API answered within 3 minutes of start: %v", failed)
 		}
 		time.Sleep(time.Second)
 	}
