@@ -41,7 +41,7 @@ fuzz:
 # a prometheus.yml's scrapes against Prometheus 3.15 (built from the proxy,
 # cached beside the control plane).
 e2e: build cluster-bins
-	PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh

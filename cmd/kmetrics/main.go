@@ -94,7 +94,10 @@ func run(ctx context.Context, o *options) error {
 	// How far back the index looks after a restart, in the snapshot or the
 	// TSDB.
 	lookback := max(5*time.Minute, 3*o.metricResolution)
-	st := openStore(o, lookback)
+	st, err := openStore(o, lookback)
+	if err != nil {
+		return err
+	}
 	defer st.close()
 	db, guard, index := st.db, st.guard, st.index
 
@@ -264,6 +267,10 @@ func run(ctx context.Context, o *options) error {
 	// The snapshot only has to be newer than the lookback (5m): once a
 	// minute, and at shutdown, keeps its I/O (the whole index) small.
 	goWriter(func() { st.writeSnapshots(ctx, max(o.metricResolution, time.Minute)) })
+	remoteReload := make(chan struct{}, 1)
+	if st.remote != nil {
+		go st.remote.Run(ctx, remoteReload)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -273,12 +280,16 @@ func run(ctx context.Context, o *options) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				klog.InfoS("SIGHUP: reloading rule files, the scrape config and the metrics config")
+				klog.InfoS("SIGHUP: reloading rule files, the scrape, remote write and metrics configs")
 				evaluator.Reload()
 				if apps != nil {
 					if err := apps.Reload(); err != nil {
 						klog.ErrorS(err, "Keeping the running scrape config")
 					}
+				}
+				select {
+				case remoteReload <- struct{}{}:
+				default:
 				}
 				select {
 				case namingReload <- struct{}{}:

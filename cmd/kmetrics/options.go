@@ -68,6 +68,7 @@ type options struct {
 	scrapeMaxResponseBytes int64
 	scrapePodLabels        []string
 	scrapeConfig           string
+	remoteWriteConfig      string
 
 	customMetrics          bool
 	externalMetrics        bool
@@ -149,6 +150,7 @@ func (o *options) flags() flag.NamedFlagSets {
 	ss.Var(&o.tsdbRetentionTime, "storage.tsdb.retention.time", "How long samples are kept (Prometheus duration, e.g. 15d).")
 	ss.StringVar(&o.tsdbRetentionSize, "storage.tsdb.retention.size", "", "Largest size of persisted blocks before the oldest are deleted (e.g. 512MB); empty means no limit.")
 	ss.DurationVar(&o.futureTolerance, "storage.future-tolerance", o.futureTolerance, "How far ahead of kmetrics' clock a sample may be; later ones are refused (a kubelet whose clock runs further ahead is refused whole). At most 30m.")
+	ss.StringVar(&o.remoteWriteConfig, "remote-write.config", "", "A Prometheus configuration file whose remote_write section (and global.external_labels) kmetrics sends everything it stores to, with Prometheus' own remote write (queues fed from the TSDB's WAL); may be the same file as --scrape.config. Reloaded when it changes and on SIGHUP; an invalid file stops kmetrics at start and is refused (the queues in force kept) later.")
 	ss.IntVar(&o.namespaceSeriesLimit, "storage.namespace-series-limit", o.namespaceSeriesLimit, "Head series the application targets of one namespace may hold; a scrape whose new series would exceed it is refused whole. 0: no limit.")
 	ss.IntVar(&o.applicationSeriesLimit, "storage.application-series-limit", o.applicationSeriesLimit, "Head series all application targets together may hold. 0: no limit.")
 	ss.Float64Var(&o.memlimitRatio, "auto-gomemlimit.ratio", o.memlimitRatio, "GOMEMLIMIT as this share of the container's memory limit (unless GOMEMLIMIT is set); 0 turns it off.")

@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	promstorage "github.com/prometheus/prometheus/storage"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
+	"github.com/kmetrics/kmetrics/pkg/remotewrite"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
@@ -22,23 +24,39 @@ type store struct {
 	budget   *storage.SeriesBudget
 	index    *storage.Index
 	snapshot string // the index snapshot's path
+	// remote ships the TSDB's WAL to remote storage (nil without
+	// --remote-write.config).
+	remote *remotewrite.Writer
 }
 
 // openStore starts opening the TSDB and returns at once with the index
 // loaded from its snapshot: kubectl top is served from the first second,
 // whatever the WAL replay takes.
-func openStore(o *options, lookback time.Duration) *store {
+func openStore(o *options, lookback time.Duration) (*store, error) {
 	retentionSize, _ := o.retentionBytes() // validated
 	db := storage.OpenInBackground(storage.Options{
 		Path:          o.tsdbPath,
 		Retention:     time.Duration(o.tsdbRetentionTime),
 		RetentionSize: retentionSize,
 	}, slog.New(logr.ToSlogHandler(klog.Background().WithName("tsdb"))), legacyregistry.Registerer())
+	var appendable promstorage.Appendable = db
+	var remote *remotewrite.Writer
+	if o.remoteWriteConfig != "" {
+		var err error
+		remote, err = remotewrite.New(o.remoteWriteConfig, o.tsdbPath, legacyregistry.Registerer(),
+			slog.New(logr.ToSlogHandler(klog.Background().WithName("remote-write"))))
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		appendable = remote.Tee(db)
+	}
 	s := &store{
-		db: db,
+		db:     db,
+		remote: remote,
 		// Every writer goes through the guard; application targets also
 		// through their namespace's series budget.
-		guard:    storage.NewGuard(db, o.futureTolerance),
+		guard:    storage.NewGuard(appendable, o.futureTolerance),
 		budget:   storage.NewSeriesBudget(o.namespaceSeriesLimit, o.applicationSeriesLimit, db.HeadMinTime),
 		index:    storage.NewIndex(),
 		snapshot: filepath.Join(o.tsdbPath, storage.IndexSnapshotFile),
@@ -53,7 +71,7 @@ func openStore(o *options, lookback time.Duration) *store {
 	case nodes > 0:
 		klog.InfoS("Serving the index snapshot while the TSDB opens", "nodes", nodes, "pods", pods, "taken", taken, "duration", time.Since(start))
 	}
-	return s
+	return s, nil
 }
 
 // whenOpen waits for the TSDB to open, then rebuilds the index from its
@@ -68,6 +86,10 @@ func (s *store) whenOpen(ctx context.Context, lookback time.Duration, then func(
 	}
 	if err := s.db.Err(); err != nil {
 		return err
+	}
+	if s.remote != nil {
+		// The WAL watchers wake on every write instead of polling.
+		s.db.TSDB().SetWriteNotified(s.remote)
 	}
 	now := time.Now()
 	if err := storage.RebuildIndex(ctx, s.db, s.index, now.Add(-lookback).UnixMilli(), now.UnixMilli()); err != nil {
@@ -100,7 +122,14 @@ func (s *store) writeSnapshots(ctx context.Context, every time.Duration) {
 	}
 }
 
+// close flushes remote write (every writer has stopped: the WAL is
+// complete), then closes the TSDB.
 func (s *store) close() {
+	if s.remote != nil {
+		if err := s.remote.Close(); err != nil {
+			klog.ErrorS(err, "Closing remote write")
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		klog.ErrorS(err, "Closing the TSDB")
 	}

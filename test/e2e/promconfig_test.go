@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -114,11 +112,10 @@ subsets: [{addresses: [{ip: %[2]s}], ports: [{name: metrics, port: %[3]s}]}]
 	}
 
 	prom := startPrometheus(t, prometheusBin, config)
-	kmPort := freePort(t)
-	startSecondKmetrics(t, kmPort, "--scrape.annotated=false", "--scrape.config", config)
+	km2 := startSecondKmetrics(t, "equivalence", "--scrape.annotated=false", "--scrape.config", config)
 	engines := map[string]func(path string) ([]byte, error){
 		"prometheus": func(path string) ([]byte, error) { return httpGet(http.DefaultClient, "http://127.0.0.1:"+prom+path) },
-		"kmetrics":   kmetricsGetter(t, kmPort),
+		"kmetrics":   km2.query,
 	}
 
 	jobs := `{job=~"kubernetes-.*|limit-.*|honor|timeout"}`
@@ -332,62 +329,6 @@ func startPrometheus(t *testing.T, bin, config string) string {
 		return err
 	})
 	return port
-}
-
-// startSecondKmetrics runs another kmetrics on its own port and TSDB,
-// beside the one the APIServices point at.
-func startSecondKmetrics(t *testing.T, port string, extra ...string) {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(state, "logs", "kmetrics-equivalence.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	certs := filepath.Join(state, "certs")
-	cmd := exec.Command(filepath.Join(root, "bin", "kmetrics"),
-		"--kubeconfig", filepath.Join(state, "kmetrics.kubeconfig"),
-		"--bind-address", "127.0.0.1", "--secure-port", port,
-		"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
-		"--storage.tsdb.path", t.TempDir(), "--metric-resolution", resolution.String(), "--kubelet-request-timeout", "5s")
-	cmd.Args = append(cmd.Args, extra...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close(); logTailOnFailure(t, logf.Name()) })
-	get := kmetricsGetter(t, port)
-	eventually(t, time.Minute, "the second kmetrics answers queries", func() error {
-		_, err := get("/prometheus/api/v1/query?query=1")
-		return err
-	})
-}
-
-// logTailOnFailure shows the end of a process' log when the test failed
-// (the cluster's state directory goes away with it).
-func logTailOnFailure(t *testing.T, log string) {
-	if !t.Failed() {
-		return
-	}
-	out, _ := exec.Command("tail", "-n", "30", log).Output()
-	t.Logf("%s:\n%s", filepath.Base(log), out)
-}
-
-// kmetricsGetter reads kmetrics' query API on port as the cluster admin.
-func kmetricsGetter(t *testing.T, port string) func(path string) ([]byte, error) {
-	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	cert := adminCert(t)
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		RootCAs: pool, ServerName: "kmetrics.kube-system.svc", Certificates: []tls.Certificate{cert}}}}
-	return func(path string) ([]byte, error) {
-		if !strings.HasPrefix(path, "/prometheus") {
-			path = "/prometheus" + path
-		}
-		return httpGet(client, "https://127.0.0.1:"+port+path)
-	}
 }
 
 func httpGet(c *http.Client, u string) ([]byte, error) {

@@ -1,0 +1,236 @@
+package remotewrite
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage/remote"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
+)
+
+// receiver is a remote write endpoint that records what it is sent, or
+// answers status.
+type receiver struct {
+	srv    *httptest.Server
+	status atomic.Int32
+	mu     sync.Mutex
+	got    map[string][]float64 // series → values
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{got: map[string][]float64{}}
+	r.status.Store(http.StatusNoContent)
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if s := int(r.status.Load()); s != http.StatusNoContent {
+			http.Error(w, "refused", s)
+			return
+		}
+		wr, err := remote.DecodeWriteRequest(req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, ts := range wr.Timeseries {
+			b := labels.NewScratchBuilder(len(ts.Labels))
+			for _, l := range ts.Labels {
+				b.Add(l.Name, l.Value)
+			}
+			b.Sort()
+			key := b.Labels().String()
+			for _, s := range ts.Samples {
+				r.got[key] = append(r.got[key], s.Value)
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) values(series string) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]float64(nil), r.got[series]...)
+}
+
+func waitUntil(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func writeConfig(t *testing.T, file, body string) {
+	t.Helper()
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const fastQueue = `
+  queue_config: {batch_send_deadline: 100ms, min_backoff: 10ms, max_backoff: 100ms}
+`
+
+// setup opens a TSDB and a Writer sending it to the receiver.
+func setup(t *testing.T, configBody string) (*storage.DB, *Writer, *prometheus.Registry, string) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "prometheus.yml")
+	writeConfig(t, file, configBody)
+	reg := prometheus.NewRegistry()
+	w, err := New(file, dir, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.TSDB().SetWriteNotified(w)
+	t.Cleanup(func() { _ = w.Close(); _ = db.Close() })
+	// The WAL watcher sends samples later than its start (strictly).
+	time.Sleep(5 * time.Millisecond)
+	return db, w, reg, file
+}
+
+var lastTS atomic.Int64
+
+// store appends one sample, each at a later millisecond.
+func store(t *testing.T, w *Writer, db *storage.DB, name string, v float64) {
+	t.Helper()
+	ts := max(time.Now().UnixMilli(), lastTS.Load()+1)
+	lastTS.Store(ts)
+	a := w.Tee(db).Appender(context.Background())
+	if _, err := a.Append(0, labels.FromStrings("__name__", name, "job", "test"), ts, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func counter(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += metricValue(m)
+		}
+	}
+	return sum
+}
+
+func metricValue(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	}
+	return 0
+}
+
+// What is stored reaches the receiver with the external labels, read from
+// the TSDB's WAL.
+func TestSendsWhatIsStored(t *testing.T) {
+	rcv := newReceiver(t)
+	db, w, _, _ := setup(t, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	for i := 1; i <= 3; i++ {
+		store(t, w, db, "shipped", float64(i))
+	}
+	want := `{__name__="shipped", cluster="east", job="test"}`
+	waitUntil(t, "three samples received", func() bool { return len(rcv.values(want)) == 3 })
+	if got := rcv.values(want); got[0] != 1 || got[2] != 3 {
+		t.Errorf("received %v, want 1 2 3 in order", got)
+	}
+	// Prometheus registers this one globally.
+	if n := counter(t, prometheus.DefaultGatherer, "prometheus_remote_storage_samples_in_total"); n < 3 {
+		t.Errorf("samples_in_total %v: the tee did not count the appends", n)
+	}
+}
+
+// A receiver that refuses with a 4xx: the batch is dropped and counted, and
+// storing goes on; one that is down (5xx) is retried until it is back,
+// losing nothing.
+func TestReceiverFailures(t *testing.T) {
+	rcv := newReceiver(t)
+	db, w, reg, _ := setup(t, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+
+	rcv.status.Store(http.StatusBadRequest)
+	store(t, w, db, "refused", 1)
+	waitUntil(t, "the refused batch counted", func() bool {
+		return counter(t, reg, "prometheus_remote_storage_samples_failed_total") >= 1
+	})
+
+	rcv.status.Store(http.StatusServiceUnavailable)
+	for i := 1; i <= 5; i++ {
+		store(t, w, db, "retried", float64(i))
+	}
+	waitUntil(t, "retries counted", func() bool {
+		return counter(t, reg, "prometheus_remote_storage_samples_retried_total") >= 1
+	})
+	rcv.status.Store(http.StatusNoContent)
+	want := `{__name__="retried", job="test"}`
+	waitUntil(t, "every retried sample received", func() bool { return len(rcv.values(want)) == 5 })
+	if n := counter(t, reg, "prometheus_remote_storage_samples_failed_total"); n != 1 {
+		t.Errorf("samples failed %v, want only the refused one", n)
+	}
+}
+
+// An invalid file is refused naming file and line; the queues in force keep
+// sending; a valid change applies.
+func TestReload(t *testing.T) {
+	rcv := newReceiver(t)
+	db, w, reg, file := setup(t, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+
+	writeConfig(t, file, "remote_write:\n- url: %%%\n  bogus_field: 1\n")
+	if changed, err := w.reload(); !changed || err == nil || !strings.Contains(err.Error(), file) {
+		t.Fatalf("invalid file: changed %v, err %v; want an error naming %s", changed, err, file)
+	}
+	if v := counter(t, reg, "kmetrics_remote_write_config_last_reload_successful"); v != 0 {
+		t.Errorf("last_reload_successful %v after a refused reload", v)
+	}
+	store(t, w, db, "after_refused_reload", 1)
+	waitUntil(t, "the queue in force still sends", func() bool {
+		return len(rcv.values(`{__name__="after_refused_reload", job="test"}`)) == 1
+	})
+
+	writeConfig(t, file, fmt.Sprintf("global: {external_labels: {cluster: west}}\nremote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	if _, err := w.reload(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond) // the new queue sends what comes after it
+	store(t, w, db, "after_reload", 1)
+	waitUntil(t, "the new external labels sent", func() bool {
+		return len(rcv.values(`{__name__="after_reload", cluster="west", job="test"}`)) == 1
+	})
+	if _, err := New(filepath.Join(t.TempDir(), "missing.yml"), t.TempDir(), prometheus.NewRegistry(), nil); err == nil {
+		t.Error("a missing file must stop kmetrics at start")
+	}
+}
