@@ -29,7 +29,7 @@ if ! kill -0 "$(cat "$STATE/pids/kmetrics.pid" 2>/dev/null)" 2>/dev/null; then
     --bind-address 127.0.0.1 --secure-port "$PORT" \
     --tls-cert-file "$STATE/certs/kmetrics.crt" --tls-private-key-file "$STATE/certs/kmetrics.key" \
     --storage.tsdb.path "$STATE/tsdb" --metric-resolution 10s --kubelet-request-timeout 5s \
-    --rules.file "$ROOT/deploy/rules/*.yaml" \
+    --rules.file "$ROOT/deploy/base/rules/*.yaml" \
     > "$STATE/logs/kmetrics.log" 2>&1 < /dev/null &
   echo $! > "$STATE/pids/kmetrics.pid"
 fi

@@ -155,7 +155,7 @@ func TestRulesEvaluateAlertAndReload(t *testing.T) {
 
 // The shipped rule files must load.
 func TestShippedRulesAreValid(t *testing.T) {
-	files, _ := filepath.Glob("../../deploy/rules/*.yaml")
+	files, _ := filepath.Glob("../../deploy/base/rules/*.yaml")
 	if len(files) == 0 {
 		t.Fatal("no shipped rule files found")
 	}

@@ -130,6 +130,17 @@ func TestDeployManifests(t *testing.T) {
 			t.Errorf("dry-run output lacks %s:\n%s", kind, out)
 		}
 	}
+	// The HA pair: two replicas, preferred (never required) anti-affinity,
+	// a PodDisruptionBudget.
+	ha := mustKubectl(t, "apply", "-k", filepath.Join(root, "deploy", "ha"), "--dry-run=server", "-o", "yaml")
+	for _, want := range []string{"kind: PodDisruptionBudget", "minAvailable: 1", "replicas: 2", "preferredDuringSchedulingIgnoredDuringExecution", "whenUnsatisfiable: ScheduleAnyway"} {
+		if !strings.Contains(ha, want) {
+			t.Errorf("deploy/ha dry-run lacks %q", want)
+		}
+	}
+	if strings.Contains(ha, "requiredDuringScheduling") {
+		t.Error("deploy/ha requires anti-affinity: replicas stay Pending on small clusters")
+	}
 	// The RBAC was applied for real by hack/cluster.sh; check what it grants.
 	sa := "system:serviceaccount:kube-system:kmetrics"
 	for _, c := range []struct {

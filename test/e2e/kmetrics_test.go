@@ -37,7 +37,7 @@ func startKmetrics(extra ...string) (*kmetrics, error) {
 		"--storage.tsdb.path", tsdbDir(),
 		"--metric-resolution", resolution.String(), "--kubelet-request-timeout", "5s",
 		// The shipped rules, alerts to the Alertmanager TestAlertReachesAlertmanager runs.
-		"--rules.file", filepath.Join(root, "deploy", "rules", "*.yaml"),
+		"--rules.file", filepath.Join(root, "deploy", "base", "rules", "*.yaml"),
 		"--alertmanager.url", "http://127.0.0.1:"+alertmanagerPort,
 		"--custom-metrics.config", metricsConfig(), "--custom-metrics.discovery-interval", "5s",
 	)

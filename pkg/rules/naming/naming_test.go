@@ -159,8 +159,8 @@ func TestDefaultsAndAdapterConfig(t *testing.T) {
 		t.Fatalf("defaults: %v", err)
 	}
 	// deploy/ ships the defaults as its ConfigMap: they must not drift.
-	if shipped, err := os.ReadFile("../../../deploy/metrics/config.yaml"); err != nil || string(shipped) != string(DefaultConfig) {
-		t.Errorf("deploy/metrics/config.yaml differs from default-config.yaml (%v)", err)
+	if shipped, err := os.ReadFile("../../../deploy/base/metrics/config.yaml"); err != nil || string(shipped) != string(DefaultConfig) {
+		t.Errorf("deploy/base/metrics/config.yaml differs from default-config.yaml (%v)", err)
 	}
 	r, _, err := Load("testdata/adapter-config.yaml", mapper())
 	if err != nil {
