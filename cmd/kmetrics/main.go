@@ -183,6 +183,14 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 
+	apps, err := newAppScraper(o, restConfig, factory, st, families)
+	if err != nil {
+		return err
+	}
+	var targets apiserver.TargetRetriever
+	if apps != nil {
+		targets = apps
+	}
 	cfg, err := o.server.Config()
 	if err != nil {
 		return err
@@ -195,7 +203,7 @@ func run(ctx context.Context, o *options) error {
 		Query: apiserver.NewQueryAPI(db, apiserver.QueryOptions{
 			Timeout: o.queryTimeout, MaxSamples: o.queryMaxSamples, MaxConcurrency: o.queryMaxConcurrency,
 			LookbackDelta: o.queryLookbackDelta, Version: version,
-			Rules: evaluator, Alertmanagers: evaluator, Metadata: families,
+			Rules: evaluator, Alertmanagers: evaluator, Metadata: families, Targets: targets,
 		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
 		Custom:       customProvider,
 		External:     externalProvider,
@@ -210,10 +218,6 @@ func run(ctx context.Context, o *options) error {
 	var clusterState *scraper.ClusterState
 	if o.clusterState {
 		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), guard).WithMetadata(families)
-	}
-	apps, err := newAppScraper(o, restConfig, factory, st, families)
-	if err != nil {
-		return err
 	}
 	// Every writer stops before the TSDB closes (deferred above): when the
 	// signal comes, and when serving fails (a port that cannot be bound

@@ -46,7 +46,13 @@ type QueryOptions struct {
 	Alertmanagers v1.AlertmanagerRetriever
 	// Metadata backs /metadata; nil serves none.
 	Metadata MetadataLister
+	// Targets backs /targets and /targets/metadata (the application scrape
+	// manager); nil serves none.
+	Targets TargetRetriever
 }
+
+// TargetRetriever is what Prometheus' API reads the scrape targets from.
+type TargetRetriever = v1.TargetRetriever
 
 // MetadataLister lists the scraped families' type, help and unit.
 type MetadataLister interface {
@@ -65,6 +71,7 @@ type Queryable interface {
 var servedRoutes = []string{
 	"/query", "/query_range", "/query_exemplars", "/series", "/labels",
 	"/metadata", "/status/buildinfo", "/rules", "/alerts", "/alertmanagers", "/format_query", "/parse_query",
+	"/targets", "/targets/metadata",
 }
 
 var labelValuesRoute = regexp.MustCompile(`^/label/[^/]+/values$`)
@@ -97,7 +104,17 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 	api := v1.NewAPI(
 		engine, db, nil, nil, db,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
-		func(context.Context) v1.TargetRetriever { return metadataTargets{src: o.Metadata} },
+		func(ctx context.Context) v1.TargetRetriever {
+			// /metadata lists every family kmetrics stores (kubelets,
+			// cluster state, applications); /targets the scrape manager's.
+			switch {
+			case ctx.Value(metadataRequest{}) != nil:
+				return metadataTargets{src: o.Metadata}
+			case o.Targets != nil:
+				return o.Targets
+			}
+			return noTargets{}
+		},
 		func(context.Context) v1.AlertmanagerRetriever { return ar },
 		func() config.Config { return config.DefaultConfig },
 		map[string]string{},
@@ -142,7 +159,11 @@ func allowListed(next http.Handler) http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		r2 := r.Clone(r.Context())
+		ctx := r.Context()
+		if p == "/metadata" {
+			ctx = context.WithValue(ctx, metadataRequest{}, true)
+		}
+		r2 := r.Clone(ctx)
 		r2.URL = &url.URL{Path: p, RawQuery: r.URL.RawQuery}
 		next.ServeHTTP(w, r2)
 	})
@@ -170,6 +191,9 @@ func limitConcurrency(next http.Handler, n int) http.Handler {
 }
 
 type noTargets struct{}
+
+// metadataRequest marks a /metadata request's context.
+type metadataRequest struct{}
 
 // metadataTargets exposes the metadata store to web/api/v1's /metadata,
 // which reads it from the active targets: one synthetic target carries it

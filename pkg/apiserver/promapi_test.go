@@ -156,7 +156,8 @@ func TestQueryAPIRequestsAndErrors(t *testing.T) {
 		{name: "label values of __name__", do: func() (int, apiResponse) { return get("/label/__name__/values") }, code: 200, dataHas: "container_cpu_usage_seconds_total"},
 		{name: "admin API not served", do: func() (int, apiResponse) { return post("/admin/tsdb/delete_series", url.Values{"match[]": {"up"}}) }, code: 404},
 		{name: "remote write not served", do: func() (int, apiResponse) { return post("/write", nil) }, code: 404},
-		{name: "targets not served", do: func() (int, apiResponse) { return get("/targets") }, code: 404},
+		{name: "targets without application scraping: none", do: func() (int, apiResponse) { return get("/targets") }, code: 200, dataHas: `"activeTargets":[]`},
+		{name: "config not served", do: func() (int, apiResponse) { return get("/status/config") }, code: 404},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -185,6 +185,11 @@ func (s *Scraper) TargetsDropped() map[string][]*scrape.Target { return s.scrape
 // TargetsDroppedCounts counts the dropped targets, by job.
 func (s *Scraper) TargetsDroppedCounts() map[string]int { return s.scrape.TargetsDroppedCounts() }
 
+// ScrapePoolConfig is the configuration of a job (for /targets/metadata).
+func (s *Scraper) ScrapePoolConfig(job string) (*config.ScrapeConfig, error) {
+	return s.scrape.ScrapePoolConfig(job)
+}
+
 // sweep counts the targets per job and forgets the refusals of targets
 // that went away.
 func (s *Scraper) sweep() {

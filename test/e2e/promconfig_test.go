@@ -146,6 +146,9 @@ subsets: [{addresses: [{ip: %[2]s}], ports: [{name: metrics, port: %[3]s}]}]
 			return seriesStrings(get, jobs, time.Now().Add(-5*time.Minute))
 		})
 	})
+	t.Run("the same targets, health and errors on /targets", func(t *testing.T) {
+		compare(t, engines, targetStrings)
+	})
 	t.Run("the same scraped sample counts", func(t *testing.T) {
 		compare(t, engines, func(get func(string) ([]byte, error)) []string {
 			return sampleStrings(instantQuery(get, "scrape_samples_scraped"+jobs))
@@ -381,6 +384,35 @@ func instantQuery(get func(string) ([]byte, error), expr string) []promSample {
 		}
 		out = append(out, promSample{labels: r.Metric, value: v})
 	}
+	return out
+}
+
+// targetStrings lists the active targets of /api/v1/targets: job, URL,
+// labels, health and last error.
+func targetStrings(get func(string) ([]byte, error)) []string {
+	body, err := get("/api/v1/targets?state=active")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var resp struct {
+		Data struct {
+			Active []struct {
+				ScrapePool string            `json:"scrapePool"`
+				ScrapeURL  string            `json:"scrapeUrl"`
+				Labels     map[string]string `json:"labels"`
+				Health     string            `json:"health"`
+				LastError  string            `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, a := range resp.Data.Active {
+		out = append(out, fmt.Sprintf("%s %s {%s} %s %q", a.ScrapePool, a.ScrapeURL, labelString(a.Labels), a.Health, a.LastError))
+	}
+	sort.Strings(out)
 	return out
 }
 
