@@ -25,17 +25,7 @@ func direct(t *testing.T, path, token string, cert *tls.Certificate) (int, strin
 
 func directRequest(t *testing.T, method, path string, form url.Values, token string, cert *tls.Certificate) (int, string) {
 	t.Helper()
-	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	cfg := &tls.Config{RootCAs: pool, ServerName: "kmetrics.kube-system.svc"}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: kmetricsTLS(t, cert)}}
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -159,6 +149,23 @@ func TestDeployManifests(t *testing.T) {
 			t.Errorf("auth can-i %v = %q, want %q", c.args, strings.TrimSpace(got), c.want)
 		}
 	}
+}
+
+// kmetricsTLS verifies kmetrics' serving certificate (the cluster CA, its
+// Service name) and presents cert, if any.
+func kmetricsTLS(t *testing.T, cert *tls.Certificate) *tls.Config {
+	t.Helper()
+	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	cfg := &tls.Config{RootCAs: pool, ServerName: "kmetrics.kube-system.svc"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return cfg
 }
 
 func adminCert(t *testing.T) tls.Certificate {

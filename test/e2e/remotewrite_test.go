@@ -109,12 +109,7 @@ remote_write:
 	time.Sleep(2 * time.Minute)
 	vm.signal(t, syscall.SIGCONT)
 	outageEnd := time.Now()
-	eventually(t, 3*time.Minute, "VictoriaMetrics caught up after the outage", func() error {
-		if vm.newest(t, `{job="kmetrics"}`).Before(outageEnd.Add(5 * time.Second)) {
-			return fmt.Errorf("not yet")
-		}
-		return nil
-	})
+	vm.waitFor(t, "VictoriaMetrics caught up after the outage", outageEnd.Add(5*time.Second))
 	compareWindow(t, "over the outage", km2, vm, kinds, outageStart.Add(-10*time.Second), outageEnd)
 	metrics, err := km2.raw("/metrics")
 	if err != nil {
@@ -149,12 +144,7 @@ remote_write:
 		time.Sleep(20 * time.Second)
 		vm.signal(t, syscall.SIGCONT)
 		up := time.Now()
-		eventually(t, 3*time.Minute, "VictoriaMetrics receives again after the restart", func() error {
-			if vm.newest(t, `{job="kmetrics"}`).Before(up.Add(5 * time.Second)) {
-				return fmt.Errorf("not yet")
-			}
-			return nil
-		})
+		vm.waitFor(t, "VictoriaMetrics receives again after the restart", up.Add(5*time.Second))
 		sel := `{job="kubelet"}`
 		local := rawSamples(t, km2, sel, down, up)
 		remote := vm.export(t, sel, down, up)
@@ -277,13 +267,20 @@ func (v *victoriaMetrics) export(t *testing.T, sel string, from, to time.Time) m
 	return out
 }
 
-// newest is the time of the newest sample VictoriaMetrics holds for sel.
-func (v *victoriaMetrics) newest(t *testing.T, sel string) time.Time {
-	var newest int64
-	for _, pts := range v.export(t, sel, time.Now().Add(-10*time.Minute), time.Now()) {
-		newest = max(newest, pts[len(pts)-1].t)
-	}
-	return time.UnixMilli(newest)
+// waitFor waits until VictoriaMetrics holds kmetrics' own samples up to
+// after (the queue has caught up).
+func (v *victoriaMetrics) waitFor(t *testing.T, what string, after time.Time) {
+	t.Helper()
+	eventually(t, 3*time.Minute, what, func() error {
+		var newest int64
+		for _, pts := range v.export(t, `{job="kmetrics"}`, time.Now().Add(-10*time.Minute), time.Now()) {
+			newest = max(newest, pts[len(pts)-1].t)
+		}
+		if time.UnixMilli(newest).Before(after) {
+			return fmt.Errorf("newest sample at %v", time.UnixMilli(newest).Format(time.TimeOnly))
+		}
+		return nil
+	})
 }
 
 // rawSamples reads the raw samples of sel in [from, to] from kmetrics' own

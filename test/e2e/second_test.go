@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,18 +28,11 @@ type secondKmetrics struct {
 
 func startSecondKmetrics(t *testing.T, name string, extra ...string) *secondKmetrics {
 	t.Helper()
-	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
 	cert := adminCert(t)
 	log := filepath.Join(state, "logs", "kmetrics-"+name+".log")
 	t.Cleanup(func() { logTailOnFailure(t, log) })
 	k := &secondKmetrics{t: t, name: name, port: freePort(t), tsdb: t.TempDir(), args: extra,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-			RootCAs: pool, ServerName: "kmetrics.kube-system.svc", Certificates: []tls.Certificate{cert}}}}}
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: kmetricsTLS(t, &cert)}}}
 	t.Cleanup(func() { k.stop(syscall.SIGKILL) })
 	k.start()
 	return k
