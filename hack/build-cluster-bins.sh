@@ -77,6 +77,9 @@ install_apt jq jq
 install_apt prometheus-alertmanager prometheus-alertmanager
 # Debian's Prometheus: what the equivalence test and make bench-adapter compare with.
 install_apt prometheus prometheus
+# A real L4 load balancer in front of the HA pair (the loopback cluster
+# cannot give a Service two endpoints).
+install_apt haproxy haproxy
 build_kwok
 build_kubernetes
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

@@ -181,7 +181,9 @@ type victoriaMetrics struct {
 	cmd  *exec.Cmd
 }
 
-func startVictoriaMetrics(t *testing.T, bin string) *victoriaMetrics {
+// startVictoriaMetrics runs VictoriaMetrics single-node; extra flags come
+// last (and win).
+func startVictoriaMetrics(t *testing.T, bin string, extra ...string) *victoriaMetrics {
 	t.Helper()
 	port := freePort(t)
 	logf, err := os.Create(filepath.Join(state, "logs", "victoria-metrics.log"))
@@ -192,6 +194,7 @@ func startVictoriaMetrics(t *testing.T, bin string) *victoriaMetrics {
 	// is sent again: at least once. Identical samples are one.
 	cmd := exec.Command(bin, "-httpListenAddr=127.0.0.1:"+port, "-storageDataPath="+t.TempDir(),
 		"-search.latencyOffset=0", "-dedup.minScrapeInterval=1ms", "-loggerLevel=WARN")
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
