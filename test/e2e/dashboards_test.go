@@ -42,10 +42,6 @@ func TestDashboardsRender(t *testing.T) {
 	t.Parallel()
 	const ns = "e2e-dash"
 	deployment(t, ns, "shop", 2, "300m", "96Mi", "100m")
-	files, _ := filepath.Glob(filepath.Join(root, "deploy", "grafana", "dashboards", "*.json"))
-	if len(files) < 5 {
-		t.Fatalf("%d dashboards shipped, want cluster, node, namespace, pod and kmetrics", len(files))
-	}
 	var pod string
 	eventually(t, 2*time.Minute, "the recording rules cover the new pods", func() error {
 		byPod, err := queryByPod(t, `sum by (pod) (node_namespace_pod_container:container_cpu_usage_seconds_total:sum_rate5m{namespace="`+ns+`"})`)
@@ -57,7 +53,37 @@ func TestDashboardsRender(t *testing.T) {
 		}
 		return err
 	})
-	vars := strings.NewReplacer("$namespace", ns, "$pod", pod, "$node", "kwok-node-1", "$__rate_interval", "1m", "$__interval", "15s")
+	vars := strings.NewReplacer("$cluster", ".*", "$namespace", ns, "$pod", pod, "$node", "kwok-node-1", "$__rate_interval", "1m", "$__interval", "15s")
+	for _, q := range shippedDashboardQueries(t) {
+		expr := vars.Replace(q.expr)
+		t.Run(q.dashboard+"/"+expr, func(t *testing.T) {
+			eventually(t, time.Minute, "data for "+expr, func() error {
+				admin := adminCert(t)
+				code, body := direct(t, "/prometheus/api/v1/query?"+url.Values{"query": {expr}}.Encode(), "", &admin)
+				if code != 200 {
+					return fmt.Errorf("%d %.300s", code, body)
+				}
+				if strings.Contains(body, `"result":[]`) {
+					return fmt.Errorf("no data")
+				}
+				return nil
+			})
+		})
+	}
+}
+
+type dashboardQuery struct{ dashboard, expr string }
+
+// shippedDashboardQueries are the queries of every shipped dashboard: its
+// variables' series and every panel's, variables not substituted. It checks
+// what every dashboard must have (a unique uid, the ${datasource} variable).
+func shippedDashboardQueries(t *testing.T) []dashboardQuery {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(root, "deploy", "grafana", "dashboards", "*.json"))
+	if len(files) < 5 {
+		t.Fatalf("%d dashboards shipped, want cluster, node, namespace, pod and kmetrics", len(files))
+	}
+	var out []dashboardQuery
 	uids := map[string]bool{}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
@@ -72,38 +98,27 @@ func TestDashboardsRender(t *testing.T) {
 			t.Errorf("%s: uid %q missing or not unique", f, d.UID)
 		}
 		uids[d.UID] = true
-		var exprs []string
+		hasCluster := false
 		for _, v := range d.Templating.List {
 			if q, ok := v.Query.(map[string]any); ok && v.Type == "query" {
 				// label_values(<selector>, <label>) is Grafana's series call.
-				exprs = append(exprs, labelValuesSelector(fmt.Sprint(q["query"])))
+				out = append(out, dashboardQuery{d.Title, labelValuesSelector(fmt.Sprint(q["query"]))})
 			}
+			hasCluster = hasCluster || v.Name == "cluster"
+		}
+		if !hasCluster {
+			t.Errorf("%s: no cluster variable (a remote-write engine holds many clusters)", d.Title)
 		}
 		for _, p := range d.Panels {
 			if p.Datasource.UID != "${datasource}" {
 				t.Errorf("%s / %s: data source %q, want the ${datasource} variable", d.Title, p.Title, p.Datasource.UID)
 			}
 			for _, target := range p.Targets {
-				exprs = append(exprs, target.Expr)
+				out = append(out, dashboardQuery{d.Title, target.Expr})
 			}
 		}
-		for _, expr := range exprs {
-			expr := vars.Replace(expr)
-			t.Run(d.Title+"/"+expr, func(t *testing.T) {
-				eventually(t, time.Minute, "data for "+expr, func() error {
-					admin := adminCert(t)
-					code, body := direct(t, "/prometheus/api/v1/query?"+url.Values{"query": {expr}}.Encode(), "", &admin)
-					if code != 200 {
-						return fmt.Errorf("%d %.300s", code, body)
-					}
-					if strings.Contains(body, `"result":[]`) {
-						return fmt.Errorf("no data")
-					}
-					return nil
-				})
-			})
-		}
 	}
+	return out
 }
 
 // labelValuesSelector turns label_values(sel, label) into sel.
