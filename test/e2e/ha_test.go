@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,9 +18,21 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 const haNS = "e2e-ha"
+
+// quantity reads a Kubernetes quantity ("250m", "64Mi").
+func quantity(t *testing.T, s string) float64 {
+	t.Helper()
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		t.Fatalf("quantity %q: %v", s, err)
+	}
+	return q.AsApproximateFloat64()
+}
 
 // vmScalar runs an instant query on VictoriaMetrics and returns its one value.
 func vmScalar(t *testing.T, vm *victoriaMetrics, expr string) float64 {
@@ -220,6 +233,52 @@ spec:
 			t.Errorf("%d of %d kubectl top polls failed:\n%s", failedPolls.Load(), polls.Load(), strings.Join(pollErrs, "\n"))
 		}
 		t.Logf("kubectl top: %d of %d polls failed around the kill", failedPolls.Load(), polls.Load())
+	})
+	t.Run("both replicas' metrics.k8s.io answers agree", func(t *testing.T) {
+		// A kubelet stamps its resource samples itself, so two replicas
+		// that scraped the same sample answer the same. kwok stamps them
+		// at the request, so here they may differ by one scrape: the same
+		// nodes, CPU within 2 %, timestamps within one resolution.
+		type node struct {
+			ts       time.Time
+			cpu, mem float64
+		}
+		read := func(r *secondKmetrics) map[string]node {
+			body, err := r.raw("/apis/metrics.k8s.io/v1beta1/nodes")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var list struct {
+				Items []struct {
+					Metadata  struct{ Name string } `json:"metadata"`
+					Timestamp time.Time             `json:"timestamp"`
+					Usage     map[string]string     `json:"usage"`
+				} `json:"items"`
+			}
+			if err := json.Unmarshal(body, &list); err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]node{}
+			for _, it := range list.Items {
+				out[it.Metadata.Name] = node{it.Timestamp, quantity(t, it.Usage["cpu"]), quantity(t, it.Usage["memory"])}
+			}
+			return out
+		}
+		na, nb := read(a), read(b)
+		if len(na) == 0 || len(na) != len(nb) {
+			t.Fatalf("replica a serves %d nodes, b %d", len(na), len(nb))
+		}
+		for name, x := range na {
+			y, ok := nb[name]
+			switch {
+			case !ok:
+				t.Errorf("%s: served by a only", name)
+			case math.Abs(x.cpu-y.cpu) > 0.02*math.Max(x.cpu, y.cpu) || math.Abs(x.mem-y.mem) > 0.02*math.Max(x.mem, y.mem):
+				t.Errorf("%s: a cpu %v memory %v, b cpu %v memory %v", name, x.cpu, x.mem, y.cpu, y.mem)
+			case x.ts.Sub(y.ts).Abs() > resolution:
+				t.Errorf("%s: timestamps %v and %v, more than %v apart", name, x.ts, y.ts, resolution)
+			}
+		}
 	})
 	t.Run("at most one failed HPA sync", func(t *testing.T) {
 		for _, reason := range []string{"FailedGetResourceMetric", "FailedGetPodsMetric", "FailedComputeMetricsReplicas"} {
