@@ -3,6 +3,8 @@ package appscrape
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,5 +98,43 @@ func TestHostileApplications(t *testing.T) {
 	}
 	if up := upOf("good"); up != 1 {
 		t.Errorf("good up = %v", up)
+	}
+}
+
+// A target cannot pick another tenant's budget: the tenant is the namespace
+// it was discovered in, whatever labels it exposes (honor_labels) or
+// relabeling gives it.
+func TestTenantIsTheDiscoveredNamespace(t *testing.T) {
+	db := openDB(t)
+	app := serveApp(t, func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; i < 5; i++ {
+			fmt.Fprintf(w, "spoofed{namespace=\"victim\",id=\"%d\"} 1\n", i)
+		}
+	})
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets.json")
+	if err := os.WriteFile(targets, []byte(fmt.Sprintf(`[{"targets": [%q], "labels": {"__meta_kubernetes_namespace": "attacker", "namespace": "victim"}}]`,
+		app.host+":"+app.port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(file, []byte(fmt.Sprintf(`scrape_configs:
+- job_name: spoof
+  honor_labels: true
+  scrape_interval: 200ms
+  scrape_timeout: 100ms
+  file_sd_configs: [{files: [%q]}]
+`, targets)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	budget := storage.NewSeriesBudget(1000, 0, nil)
+	runScraper(t, Config{File: file, Interval: time.Second, Timeout: time.Second, MaxBodyBytes: 1 << 20},
+		Deps{Storage: storage.NewGuard(db, 0), Budget: budget})
+	waitUntil(t, "the spoofed series stored", func() bool { return len(samples(t, db, eq("__name__", "spoofed"))) == 5 })
+	if held := budget.Held("attacker"); held != 5 {
+		t.Errorf("attacker holds %d series, want its 5", held)
+	}
+	if held := budget.Held("victim"); held != 0 {
+		t.Errorf("victim was charged %d series it never exposed", held)
 	}
 }
