@@ -98,6 +98,10 @@ func (s *store) whenOpen(ctx context.Context, lookback time.Duration, then func(
 	nodes, pods := s.index.Size()
 	klog.InfoS("The TSDB is open; index rebuilt from it", "nodes", nodes, "pods", pods, "duration", time.Since(start))
 	then()
+	if s.remote != nil {
+		// What was stored but not sent before a restart.
+		s.remote.Backfill(ctx, s.db)
+	}
 	return nil
 }
 

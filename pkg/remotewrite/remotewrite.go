@@ -25,17 +25,22 @@ import (
 
 // flushDeadline bounds what shutdown waits for the queues to send: the
 // shipped StatefulSet grants 60 s, and the TSDB's head snapshot comes after.
-const flushDeadline = 30 * time.Second
+var flushDeadline = 30 * time.Second
 
 // Writer runs Prometheus' remote write storage from a configuration file.
 type Writer struct {
 	file   string
+	dir    string // the TSDB's
 	logger *slog.Logger
 	rws    *remote.WriteStorage
+	// started is when the queues began reading the WAL: what is older and
+	// was not sent before a restart is the backfill's.
+	started time.Time
 
-	mu     sync.Mutex
-	loaded [sha256.Size]byte // of the file's bytes last applied or refused
-	err    error
+	mu      sync.Mutex
+	loaded  [sha256.Size]byte // of the file's bytes last applied or refused
+	applied *config.Config
+	err     error
 }
 
 // New reads file (a Prometheus configuration: global.external_labels and
@@ -46,8 +51,9 @@ func New(file, tsdbDir string, reg prometheus.Registerer, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	w := &Writer{file: file, logger: logger, rws: remote.NewWriteStorage(logger, reg, tsdbDir, flushDeadline, nil, false)}
+	w := &Writer{file: file, dir: tsdbDir, logger: logger, rws: remote.NewWriteStorage(logger, reg, tsdbDir, flushDeadline, nil, false)}
 	registerMetrics(reg)
+	w.started = time.Now()
 	if _, err := w.reload(); err != nil {
 		_ = w.rws.Close()
 		return nil, err
@@ -87,6 +93,9 @@ func (w *Writer) reload() (changed bool, _ error) {
 	if err := w.rws.ApplyConfig(cfg); err != nil {
 		return true, w.note(fmt.Errorf("--remote-write.config %s: %w", w.file, err))
 	}
+	w.mu.Lock()
+	w.applied = cfg
+	w.mu.Unlock()
 	urls := make([]string, 0, len(cfg.RemoteWriteConfigs))
 	for _, rw := range cfg.RemoteWriteConfigs {
 		urls = append(urls, rw.URL.Redacted())
@@ -116,7 +125,7 @@ func (w *Writer) LastError() error {
 }
 
 // Run rereads the file when it changes (checked every 5 s) or reload asks
-// (SIGHUP), until ctx ends.
+// (SIGHUP), and records how far the queues have sent, until ctx ends.
 func (w *Writer) Run(ctx context.Context, reload <-chan struct{}) {
 	tick := time.NewTicker(5 * time.Second)
 	defer tick.Stop()
@@ -125,6 +134,7 @@ func (w *Writer) Run(ctx context.Context, reload <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			w.saveProgress()
 		case <-reload:
 		}
 		if changed, err := w.reload(); changed && err != nil {
@@ -137,8 +147,13 @@ func (w *Writer) Run(ctx context.Context, reload <-chan struct{}) {
 // SetWriteNotified), instead of their 15 s poll.
 func (w *Writer) Notify() { w.rws.Notify() }
 
-// Close flushes what the queues hold (up to a minute) and stops them.
-func (w *Writer) Close() error { return w.rws.Close() }
+// Close flushes what the queues hold (up to flushDeadline), stops them and
+// records how far they got.
+func (w *Writer) Close() error {
+	err := w.rws.Close()
+	w.saveProgress()
+	return err
+}
 
 // Tee makes every transaction on db also count its samples into the
 // queues' input rate, which their resharding follows (what Prometheus'

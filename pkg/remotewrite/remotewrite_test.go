@@ -234,3 +234,59 @@ func TestReload(t *testing.T) {
 		t.Error("a missing file must stop kmetrics at start")
 	}
 }
+
+// A restart while the receiver is down: what was stored but not sent
+// before it is sent after it from the TSDB (Prometheus' WAL watcher alone
+// would start at the restart and skip it), along with what comes after.
+func TestBackfillAfterRestart(t *testing.T) {
+	flushDeadline = 200 * time.Millisecond
+	t.Cleanup(func() { flushDeadline = 30 * time.Second })
+	rcv := newReceiver(t)
+	dir := t.TempDir()
+	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	file := filepath.Join(t.TempDir(), "prometheus.yml")
+	writeConfig(t, file, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	start := func() *Writer {
+		w, err := New(file, dir, prometheus.NewRegistry(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.TSDB().SetWriteNotified(w)
+		time.Sleep(5 * time.Millisecond)
+		return w
+	}
+	series := `{__name__="gap", cluster="east", job="test"}`
+
+	w := start()
+	store(t, w, db, "gap", 1)
+	waitUntil(t, "the first sample sent", func() bool { return len(rcv.values(series)) == 1 })
+	rcv.status.Store(http.StatusServiceUnavailable) // the receiver goes down
+	store(t, w, db, "gap", 2)
+	store(t, w, db, "gap", 3)
+	_ = w.Close() // the restart: 2 and 3 were never sent
+
+	w = start()
+	defer w.Close()
+	store(t, w, db, "gap", 4)
+	rcv.status.Store(http.StatusNoContent) // the receiver is back
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w.Backfill(ctx, db)
+	// At least once: a sample may come twice (the recorded progress is
+	// the queues' gauge, in float seconds).
+	received := func() map[float64]bool {
+		got := map[float64]bool{}
+		for _, v := range rcv.values(series) {
+			got[v] = true
+		}
+		return got
+	}
+	waitUntil(t, "samples 1 to 4 received", func() bool {
+		got := received()
+		return got[1] && got[2] && got[3] && got[4]
+	})
+}
