@@ -5,11 +5,11 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
