@@ -13,8 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -168,38 +166,11 @@ spec:
 `, haNS))
 
 	// kubectl top, every 2 s, from now on.
-	var polls, failedPolls atomic.Int64
-	var pollMu sync.Mutex
-	var pollErrs []string
-	stop := make(chan struct{})
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			polls.Add(1)
-			if _, err := kubectl("top", "pods", "-n", haNS); err != nil {
-				failedPolls.Add(1)
-				pollMu.Lock()
-				pollErrs = append(pollErrs, time.Now().Format(time.TimeOnly)+" "+err.Error())
-				pollMu.Unlock()
-			}
-		}
-	}()
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-pollDone
-	}()
+	poll := startPoller(2*time.Second, func() error {
+		_, err := kubectl("top", "pods", "-n", haNS)
+		return err
+	})
+	defer poll.stop()
 
 	eventually(t, 3*time.Minute, "both HPAs compute their metrics", func() error {
 		for _, name := range []string{"cpu", "web"} {
@@ -223,16 +194,13 @@ spec:
 
 	eventually(t, 3*time.Minute, "the HPA scales cpu to 4", replicasOf(haNS, "cpu", "4"))
 	eventually(t, 4*time.Minute, "the HPA scales web to 4", replicasOf(haNS, "web", "4"))
-	close(stop)
-	<-pollDone
+	polls, pollErrs := poll.stop()
 
 	t.Run("kubectl top kept answering", func(t *testing.T) {
-		pollMu.Lock()
-		defer pollMu.Unlock()
-		if failedPolls.Load() > 1 {
-			t.Errorf("%d of %d kubectl top polls failed:\n%s", failedPolls.Load(), polls.Load(), strings.Join(pollErrs, "\n"))
+		if len(pollErrs) > 1 {
+			t.Errorf("%d of %d kubectl top polls failed:\n%s", len(pollErrs), polls, strings.Join(pollErrs, "\n"))
 		}
-		t.Logf("kubectl top: %d of %d polls failed around the kill", failedPolls.Load(), polls.Load())
+		t.Logf("kubectl top: %d of %d polls failed around the kills", len(pollErrs), polls)
 	})
 	t.Run("both replicas' metrics.k8s.io answers agree", func(t *testing.T) {
 		// A kubelet stamps its resource samples itself, so two replicas

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,38 +81,8 @@ func TestHostileTenants(t *testing.T) {
 	eventually(t, 90*time.Second, "the victim pod served", podsServed(victimNS, 1))
 	// From now on: kubectl top and the HPA's list answer, with fresh
 	// timestamps, every 2 s.
-	stop := make(chan struct{})
-	var polls atomic.Int64
-	var pollMu sync.Mutex
-	var pollErrs []string
-	pollDone := make(chan struct{})
-	go func() {
-		defer close(pollDone)
-		tick := time.NewTicker(2 * time.Second)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			if err := freshMetrics(); err != nil {
-				pollMu.Lock()
-				pollErrs = append(pollErrs, time.Now().Format("15:04:05")+" "+err.Error())
-				pollMu.Unlock()
-			}
-			polls.Add(1)
-		}
-	}()
-	stopPolling := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-			<-pollDone
-		}
-	}
-	defer stopPolling()
+	poll := startPoller(2*time.Second, freshMetrics)
+	defer poll.stop()
 
 	eventually(t, 90*time.Second, "every attacker scraped at least twice", func() error {
 		if n := bombScrapes.Load(); n < 2 {
@@ -129,13 +98,11 @@ func TestHostileTenants(t *testing.T) {
 		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"); failed != "" {
 		t.Errorf("the victim's HPA failed to get metrics:\n%s", failed)
 	}
-	stopPolling()
-	pollMu.Lock()
+	polls, pollErrs := poll.stop()
 	if len(pollErrs) > 0 {
-		t.Errorf("%d of %d polls of the metrics API failed or were stale:\n%s", len(pollErrs), polls.Load(), strings.Join(pollErrs, "\n"))
+		t.Errorf("%d of %d polls of the metrics API failed or were stale:\n%s", len(pollErrs), polls, strings.Join(pollErrs, "\n"))
 	}
-	pollMu.Unlock()
-	t.Logf("metrics API polled %d times during the attacks", polls.Load())
+	t.Logf("metrics API polled %d times during the attacks", polls)
 
 	t.Run("future timestamps are stored at scrape time", func(t *testing.T) {
 		ts := queryScalar(t, `max(timestamp(evil_metric{namespace="`+hostileNS+`"}))`)
