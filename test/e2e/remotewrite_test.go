@@ -258,11 +258,13 @@ func (v *victoriaMetrics) export(t *testing.T, sel string, from, to time.Time) m
 		delete(line.Metric, "cluster")
 		key := labelString(line.Metric)
 		for i, raw := range line.Values {
-			var f float64
-			if json.Unmarshal(raw, &f) != nil || math.IsNaN(f) {
-				continue // VictoriaMetrics keeps no NaN (staleness markers are NaN too)
+			// A staleness marker is exported as null; VictoriaMetrics keeps
+			// no other NaN.
+			var f *float64
+			if json.Unmarshal(raw, &f) != nil || f == nil || math.IsNaN(*f) {
+				continue
 			}
-			out[key] = append(out[key], vmPoint{line.Timestamps[i], f})
+			out[key] = append(out[key], vmPoint{line.Timestamps[i], *f})
 		}
 	}
 	for k, pts := range out {
