@@ -68,7 +68,10 @@ func (w *Writer) loadProgress() int64 {
 // recoverable errors until ctx ends. It is a no-op on a first start or
 // when nothing was left unsent. Call it once the TSDB is open.
 func (w *Writer) Backfill(ctx context.Context, db promstorage.Queryable) {
-	from, to := w.loadProgress(), w.started.UnixMilli()
+	// The queues' watchers started a moment after w.started and send
+	// what is later than their start: a second more leaves no gap (a
+	// sample in it may come twice; at least once).
+	from, to := w.loadProgress(), w.started.Add(time.Second).UnixMilli()
 	if from <= 0 || from >= to {
 		return
 	}

@@ -264,6 +264,8 @@ func TestBackfillAfterRestart(t *testing.T) {
 	w := start()
 	store(t, w, db, "gap", 1)
 	waitUntil(t, "the first sample sent", func() bool { return len(rcv.values(series)) == 1 })
+	// The queue counts a batch sent once the receiver has answered.
+	waitUntil(t, "the first sample counted sent", func() bool { return w.rws.LowestSentTimestamp() > 0 })
 	rcv.status.Store(http.StatusServiceUnavailable) // the receiver goes down
 	store(t, w, db, "gap", 2)
 	store(t, w, db, "gap", 3)
@@ -285,6 +287,11 @@ func TestBackfillAfterRestart(t *testing.T) {
 		}
 		return got
 	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("received %v; backfilled %v", rcv.values(series), w.loadProgress())
+		}
+	}()
 	waitUntil(t, "samples 1 to 4 received", func() bool {
 		got := received()
 		return got[1] && got[2] && got[3] && got[4]
