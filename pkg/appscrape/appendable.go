@@ -39,7 +39,6 @@ type tenantAppendable struct {
 	next   promstorage.Appendable
 	budget *storage.SeriesBudget // nil: no budget
 	meta   *storage.Metadata     // nil: no metadata store
-	now    func() time.Time
 
 	mu      sync.Mutex
 	refused map[string]bool // namespace/pod → its last scrape was refused
@@ -48,7 +47,7 @@ type tenantAppendable struct {
 var _ promstorage.Appendable = (*tenantAppendable)(nil)
 
 func newTenantAppendable(next promstorage.Appendable, budget *storage.SeriesBudget, meta *storage.Metadata) *tenantAppendable {
-	return &tenantAppendable{next: next, budget: budget, meta: meta, now: time.Now, refused: map[string]bool{}}
+	return &tenantAppendable{next: next, budget: budget, meta: meta, refused: map[string]bool{}}
 }
 
 // Appender starts one scrape's transaction. The scrape manager passes the
@@ -56,7 +55,7 @@ func newTenantAppendable(next promstorage.Appendable, budget *storage.SeriesBudg
 // namespace the target was discovered in, whatever relabeling made of its
 // labels, so a target cannot pick another tenant's budget.
 func (a *tenantAppendable) Appender(ctx context.Context) promstorage.Appender {
-	app := &tenantAppender{Appender: a.next.Appender(ctx), parent: a, now: a.now().UnixMilli()}
+	app := &tenantAppender{Appender: a.next.Appender(ctx), parent: a, now: time.Now().UnixMilli()}
 	if t, ok := scrape.TargetFromContext(ctx); ok {
 		app.target = t
 		app.targetLabels = t.Labels(labels.NewBuilder(labels.EmptyLabels()))

@@ -52,7 +52,6 @@ type Scraper struct {
 	discovery *discovery.Manager
 	scrape    *scrape.Manager
 	cancel    context.CancelFunc
-	ctx       context.Context
 
 	mu      sync.Mutex
 	current *config.Config
@@ -99,7 +98,7 @@ func New(c Config, d Deps) (*Scraper, error) {
 		cancel()
 		return nil, err
 	}
-	return &Scraper{cfg: c, deps: d, app: app, discovery: dm, scrape: sm, ctx: ctx, cancel: cancel, current: cfg}, nil
+	return &Scraper{cfg: c, deps: d, app: app, discovery: dm, scrape: sm, cancel: cancel, current: cfg}, nil
 }
 
 // Run scrapes until ctx ends, then stops every scrape loop.
