@@ -69,6 +69,9 @@ func (a *tenantAppendable) Appender(ctx context.Context) promstorage.Appender {
 func tenantOf(t *scrape.Target) (namespace, pod string) {
 	d := t.DiscoveredLabels(labels.NewBuilder(labels.EmptyLabels()))
 	namespace, pod = d.Get(metaNamespace), d.Get(metaPod)
+	if tenant := d.Get(metaTenant); tenant != "" {
+		namespace = tenant // a monitor's targets are charged to the monitor's namespace
+	}
 	if pod == "" {
 		pod = t.Labels(labels.NewBuilder(labels.EmptyLabels())).Get(model.InstanceLabel)
 	}

@@ -42,6 +42,9 @@ type Config struct {
 	// CAPEM, when set, verifies https targets of the built-in jobs (the
 	// cluster CA).
 	CAPEM string
+	// NativeHistograms scrapes native histograms in the built-in jobs
+	// (Prometheus' protobuf format negotiated first).
+	NativeHistograms bool
 
 	// updateEvery is how often discovery updates reach the scrape manager
 	// (Prometheus' 5s when 0); tests shorten it.
@@ -56,6 +59,7 @@ var builtinJobs = template.Must(template.New("jobs").Parse(`
 global:
   scrape_interval: {{.Interval}}
   scrape_timeout: {{.Timeout}}
+  scrape_native_histograms: {{.NativeHistograms}}
 scrape_configs:
 {{- range $job := .Jobs}}
 - job_name: {{$job.Name}}
@@ -127,29 +131,48 @@ func podLabelRules(names []string) []string {
 }
 
 // Load builds the scrape configuration: the built-in jobs, then the
-// operator's. An invalid file is an error naming it (and the line, as
-// Prometheus reports it); nothing is applied.
-func Load(c Config, informers *Informers, logger *slog.Logger) (*config.Config, error) {
-	var cfg *config.Config
-	var err error
-	if c.File != "" {
-		cfg, err = config.LoadFile(c.File, false, logger)
-		if err != nil {
-			return nil, fmt.Errorf("--scrape.config: %w", err)
-		}
-	} else if cfg, err = config.Load("", logger); err != nil {
+// operator's, then the extra ones (monitors'). An invalid file is an error
+// naming it (and the line, as Prometheus reports it); nothing is applied.
+func Load(c Config, informers *Informers, extra []Job, logger *slog.Logger) (*config.Config, error) {
+	file, err := loadFile(c, logger)
+	if err != nil {
 		return nil, err
 	}
-	own, err := cfg.GetScrapeConfigs()
+	return assemble(c, file, informers, extra, logger)
+}
+
+// loadFile reads --scrape.config (an empty configuration without one).
+func loadFile(c Config, logger *slog.Logger) (*config.Config, error) {
+	if c.File == "" {
+		return config.Load("", logger)
+	}
+	cfg, err := config.LoadFile(c.File, false, logger)
 	if err != nil {
 		return nil, fmt.Errorf("--scrape.config: %w", err)
 	}
+	if _, err := cfg.GetScrapeConfigs(); err != nil {
+		return nil, fmt.Errorf("--scrape.config: %w", err)
+	}
+	return cfg, nil
+}
+
+// assemble merges the built-in jobs, the file's and the extra ones into a
+// copy of the file's configuration.
+func assemble(c Config, file *config.Config, informers *Informers, extra []Job, logger *slog.Logger) (*config.Config, error) {
+	own, err := file.GetScrapeConfigs()
+	if err != nil {
+		return nil, fmt.Errorf("--scrape.config: %w", err)
+	}
+	cfg := *file
 	taken := map[string]bool{}
+	var fileJobs []*config.ScrapeConfig
 	for _, sc := range own {
 		taken[sc.JobName] = true
+		sc := *sc
 		if sc.BodySizeLimit == 0 {
 			sc.BodySizeLimit = units.Base2Bytes(c.MaxBodyBytes)
 		}
+		fileJobs = append(fileJobs, &sc)
 	}
 	var jobs []*config.ScrapeConfig
 	if c.Builtin {
@@ -163,21 +186,61 @@ func Load(c Config, informers *Informers, logger *slog.Logger) (*config.Config, 
 			}
 		}
 	}
-	cfg.ScrapeConfigs = append(jobs, own...)
+	cfg.ScrapeConfigs = append(jobs, fileJobs...)
 	cfg.ScrapeConfigFiles = nil // resolved into ScrapeConfigs above
-	return cfg, nil
+	for _, j := range extra {
+		if taken[j.Config.JobName] {
+			continue // the operator's file wins, as for built-in jobs
+		}
+		taken[j.Config.JobName] = true
+		sc := *j.Config
+		if sc.BodySizeLimit == 0 {
+			sc.BodySizeLimit = units.Base2Bytes(c.MaxBodyBytes)
+		}
+		sc.ServiceDiscoveryConfigs = shareDiscovery(sc.ServiceDiscoveryConfigs, informers, j.Tenant)
+		cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, &sc)
+	}
+	return &cfg, nil
+}
+
+// Job is a scrape job from another source than --scrape.config: a
+// ServiceMonitor's or PodMonitor's.
+type Job struct {
+	Config *config.ScrapeConfig
+	// Tenant is the namespace whose budget the job's series are charged to
+	// (the monitor's: a monitor selecting another namespace's pods spends
+	// its own namespace's budget, not theirs).
+	Tenant string
+}
+
+// shareDiscovery serves in-cluster kubernetes_sd_configs (no api_server,
+// no kubeconfig) of the pod and endpoints roles from the shared informers:
+// a hundred monitors cost no watch of their own.
+func shareDiscovery(sds discovery.Configs, informers *Informers, tenant string) discovery.Configs {
+	out := make(discovery.Configs, 0, len(sds))
+	for _, sd := range sds {
+		k, ok := sd.(*kubernetes.SDConfig)
+		if !ok || informers == nil || k.APIServer.URL != nil || k.KubeConfig != "" || len(k.Selectors) > 0 || k.NamespaceDiscovery.IncludeOwnNamespace ||
+			(k.Role != kubernetes.RolePod && k.Role != kubernetes.RoleEndpoint) {
+			out = append(out, sd)
+			continue
+		}
+		out = append(out, &informerSD{role: k.Role, namespaces: k.NamespaceDiscovery.Names, tenant: tenant, informers: informers})
+	}
+	return out
 }
 
 func builtinConfigs(c Config, informers *Informers, logger *slog.Logger) ([]*config.ScrapeConfig, error) {
 	type job struct{ Name, Role string }
 	var text bytes.Buffer
 	err := builtinJobs.Execute(&text, map[string]any{
-		"Interval":  c.Interval.String(),
-		"Timeout":   c.Timeout.String(),
-		"BodyLimit": fmt.Sprintf("%dB", c.MaxBodyBytes),
-		"CA":        yamlQuote(c.CAPEM),
-		"PodLabels": podLabelRules(c.PodLabels),
-		"Jobs":      []job{{JobPods, "pod"}, {JobServiceEndpoints, "service"}},
+		"Interval":         c.Interval.String(),
+		"Timeout":          c.Timeout.String(),
+		"NativeHistograms": c.NativeHistograms,
+		"BodyLimit":        fmt.Sprintf("%dB", c.MaxBodyBytes),
+		"CA":               yamlQuote(c.CAPEM),
+		"PodLabels":        podLabelRules(c.PodLabels),
+		"Jobs":             []job{{JobPods, "pod"}, {JobServiceEndpoints, "service"}},
 	})
 	if err != nil {
 		return nil, err
@@ -188,7 +251,7 @@ func builtinConfigs(c Config, informers *Informers, logger *slog.Logger) ([]*con
 	}
 	roles := map[string]kubernetes.Role{JobPods: kubernetes.RolePod, JobServiceEndpoints: kubernetes.RoleEndpoint}
 	for _, sc := range cfg.ScrapeConfigs {
-		sc.ServiceDiscoveryConfigs = discovery.Configs{&informerSD{role: roles[sc.JobName], informers: informers}}
+		sc.ServiceDiscoveryConfigs = discovery.Configs{&informerSD{role: roles[sc.JobName], bySelector: sc.JobName == JobServiceEndpoints, informers: informers}}
 	}
 	return cfg.ScrapeConfigs, nil
 }

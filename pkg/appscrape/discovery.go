@@ -2,9 +2,11 @@ package appscrape
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,17 +22,31 @@ import (
 )
 
 // Informers are the shared informers kmetrics already holds; the built-in
-// jobs discover from them instead of opening watches of their own (the API
-// server already serves kmetrics two pod watches).
+// jobs and the jobs of ServiceMonitors/PodMonitors discover from them
+// instead of opening watches of their own (the API server already serves
+// kmetrics two pod watches).
 type Informers struct {
 	Pods     cache.SharedIndexInformer // whole pods (annotations, ports, status)
 	Services cache.SharedIndexInformer
+	// Endpoints, when set, gives the Endpoints informer (started on first
+	// use: only ServiceMonitors need it).
+	Endpoints func() cache.SharedIndexInformer
 }
 
 // informerSD is a discovery.Config over the shared informers. It is not a
-// YAML mechanism: the built-in jobs are given it in code.
+// YAML mechanism: jobs are given it in code, in place of an in-cluster
+// kubernetes_sd_configs.
 type informerSD struct {
-	role      kubernetes.Role // RolePod or RoleEndpoint
+	role kubernetes.Role // RolePod or RoleEndpoint
+	// bySelector resolves Services by their selector over the pod and
+	// Service informers (the built-in job); otherwise the endpoints role
+	// reads Endpoints, as kubernetes_sd does.
+	bySelector bool
+	// namespaces, when set, limits the targets to these namespaces.
+	namespaces []string
+	// tenant, when set, is the namespace charged for the targets' series
+	// (the namespace of the monitor that asked for them).
+	tenant    string
 	informers *Informers
 }
 
@@ -39,19 +55,35 @@ var _ discovery.Config = (*informerSD)(nil)
 func (c *informerSD) Name() string { return "kmetrics-informers" }
 
 // discoveryEvents counts informer events as kubernetes_sd does
-// (prometheus_sd_kubernetes_events_total); shared by every built-in job.
+// (prometheus_sd_kubernetes_events_total); shared by every job.
 var discoveryEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "kmetrics_scrape_discovery_events_total",
-	Help: "Pod and Service events seen by the built-in application jobs' discovery, by role and event.",
+	Help: "Pod, Service and Endpoints events seen by the application jobs' discovery, by role and event.",
 }, []string{"role", "event"})
 
 func (c *informerSD) NewDiscoverer(o discovery.DiscovererOptions) (discovery.Discoverer, error) {
-	if c.role == kubernetes.RolePod {
+	if c.informers == nil || c.informers.Pods == nil {
+		return nil, fmt.Errorf("no shared informers for %s discovery", c.role)
+	}
+	d := &sharedDiscoverer{namespaces: map[string]bool{}, tenant: model.LabelValue(c.tenant)}
+	for _, ns := range c.namespaces {
+		d.namespaces[ns] = true
+	}
+	switch {
+	case c.role == kubernetes.RolePod:
 		// Prometheus' own pod role, over the shared informer: the same
 		// __meta_kubernetes_pod_* labels as kubernetes_sd_configs.
-		return kubernetes.NewPod(o.Logger, c.informers.Pods, nil, nil, nil, nil, false, false, false, discoveryEvents), nil
+		d.inner = kubernetes.NewPod(o.Logger, d.track(c.informers.Pods), nil, nil, nil, nil, false, false, false, discoveryEvents)
+	case c.role == kubernetes.RoleEndpoint && c.bySelector:
+		d.inner = newServiceEndpoints(o.Logger, c.informers)
+	case c.role == kubernetes.RoleEndpoint && c.informers.Endpoints != nil && c.informers.Services != nil:
+		// Prometheus' own endpoints role over shared informers.
+		d.inner = kubernetes.NewEndpoints(o.Logger, d.track(c.informers.Endpoints()), d.track(c.informers.Services), d.track(c.informers.Pods),
+			nil, nil, nil, nil, false, false, false, discoveryEvents)
+	default:
+		return nil, fmt.Errorf("no shared informers for %s discovery", c.role)
 	}
-	return newServiceEndpoints(o.Logger, c.informers), nil
+	return d, nil
 }
 
 func (c *informerSD) NewDiscovererMetrics(prometheus.Registerer, discovery.RefreshMetricsInstantiator) discovery.DiscovererMetrics {
@@ -62,6 +94,115 @@ type noMetrics struct{}
 
 func (noMetrics) Register() error { return nil }
 func (noMetrics) Unregister()     {}
+
+// sharedDiscoverer runs a discoverer over shared informers: it removes the
+// event handlers the discoverer added when it stops (Prometheus'
+// discoverers own their informers and never remove them; on shared ones
+// every reload would leave one behind), keeps only the chosen namespaces
+// and marks the tenant.
+type sharedDiscoverer struct {
+	inner      discovery.Discoverer
+	namespaces map[string]bool
+	tenant     model.LabelValue
+
+	mu      sync.Mutex
+	tracked []*trackedInformer
+}
+
+// metaTenant names the namespace whose budget a target's series are
+// charged to, when it is not the target's own.
+const metaTenant = "__meta_kmetrics_tenant"
+
+func (d *sharedDiscoverer) track(inf cache.SharedIndexInformer) *trackedInformer {
+	t := &trackedInformer{SharedIndexInformer: inf}
+	d.mu.Lock()
+	d.tracked = append(d.tracked, t)
+	d.mu.Unlock()
+	return t
+}
+
+func (d *sharedDiscoverer) Run(ctx context.Context, ch chan<- []*targetgroup.Group) {
+	defer func() {
+		for _, t := range d.tracked {
+			t.removeAll()
+		}
+	}()
+	if len(d.namespaces) == 0 && d.tenant == "" {
+		d.inner.Run(ctx, ch)
+		return
+	}
+	inner := make(chan []*targetgroup.Group)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.inner.Run(ctx, inner)
+	}()
+	defer func() { <-done }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case groups := <-inner:
+			out := make([]*targetgroup.Group, 0, len(groups))
+			for _, g := range groups {
+				out = append(out, d.scope(g))
+			}
+			select {
+			case ch <- out:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// scope empties a group of another namespace (it may have been in scope
+// never, but an empty group is always a correct update) and marks the
+// tenant on the others.
+func (d *sharedDiscoverer) scope(g *targetgroup.Group) *targetgroup.Group {
+	if g == nil {
+		return g
+	}
+	ns := string(g.Labels[metaNamespace])
+	if len(d.namespaces) > 0 && !d.namespaces[ns] {
+		return &targetgroup.Group{Source: g.Source}
+	}
+	if d.tenant == "" {
+		return g
+	}
+	ls := g.Labels.Clone()
+	if ls == nil {
+		ls = model.LabelSet{}
+	}
+	ls[metaTenant] = d.tenant
+	return &targetgroup.Group{Source: g.Source, Targets: g.Targets, Labels: ls}
+}
+
+// trackedInformer remembers the handlers added through it.
+type trackedInformer struct {
+	cache.SharedIndexInformer
+	mu   sync.Mutex
+	regs []cache.ResourceEventHandlerRegistration
+}
+
+func (t *trackedInformer) AddEventHandler(h cache.ResourceEventHandler) (cache.ResourceEventHandlerRegistration, error) {
+	reg, err := t.SharedIndexInformer.AddEventHandler(h)
+	if err == nil {
+		t.mu.Lock()
+		t.regs = append(t.regs, reg)
+		t.mu.Unlock()
+	}
+	return reg, err
+}
+
+func (t *trackedInformer) removeAll() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range t.regs {
+		_ = t.SharedIndexInformer.RemoveEventHandler(r)
+	}
+	t.regs = nil
+}
 
 // serviceEndpoints discovers what Prometheus' endpoints role finds for a
 // Service with a selector — its selected pods, one target per Service port

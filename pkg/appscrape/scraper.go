@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -55,6 +56,8 @@ type Scraper struct {
 
 	mu      sync.Mutex
 	current *config.Config
+	file    *config.Config   // --scrape.config as last loaded
+	extra   map[string][]Job // by source
 }
 
 var registerEvents sync.Once
@@ -68,7 +71,11 @@ func New(c Config, d Deps) (*Scraper, error) {
 	if d.Registerer == nil {
 		d.Registerer = prometheus.NewRegistry()
 	}
-	cfg, err := Load(c, d.Informers, d.Logger)
+	file, err := loadFile(c, d.Logger)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := assemble(c, file, d.Informers, nil, d.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +105,16 @@ func New(c Config, d Deps) (*Scraper, error) {
 		cancel()
 		return nil, err
 	}
-	return &Scraper{cfg: c, deps: d, app: app, discovery: dm, scrape: sm, cancel: cancel, current: cfg}, nil
+	return &Scraper{cfg: c, deps: d, app: app, discovery: dm, scrape: sm, cancel: cancel, current: cfg, file: file, extra: map[string][]Job{}}, nil
 }
 
 // Run scrapes until ctx ends, then stops every scrape loop.
 func (s *Scraper) Run(ctx context.Context) {
 	defer s.cancel()
-	if err := s.apply(s.current); err != nil {
+	s.mu.Lock()
+	err := s.apply(s.current)
+	s.mu.Unlock()
+	if err != nil {
 		s.deps.Logger.Error("Applying the scrape configuration", "err", err)
 	}
 	var wg sync.WaitGroup
@@ -150,20 +160,58 @@ func (s *Scraper) apply(cfg *config.Config) error {
 // Reload rereads --scrape.config. An invalid file is refused with the
 // error (file and line) and the running configuration kept.
 func (s *Scraper) Reload() error {
-	cfg, err := Load(s.cfg, s.deps.Informers, s.deps.Logger)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	file, err := loadFile(s.cfg, s.deps.Logger)
 	if err != nil {
 		noteReload(false)
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	cfg, err := assemble(s.cfg, file, s.deps.Informers, s.extraJobs(), s.deps.Logger)
+	if err != nil {
+		noteReload(false)
+		return err
+	}
 	if err := s.apply(cfg); err != nil {
 		noteReload(false)
 		return err
 	}
-	s.current = cfg
+	s.current, s.file = cfg, file
 	noteReload(true)
 	return nil
+}
+
+// SetJobs replaces the jobs of one source (e.g. ServiceMonitors) and
+// applies them with the rest of the configuration. A running scrape of an
+// unchanged job is not restarted.
+func (s *Scraper) SetJobs(source string, jobs []Job) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.extra[source] = jobs
+	// --scrape.config as it was last loaded: a file being edited does not
+	// hold monitors back, and is not applied before it is reloaded.
+	cfg, err := assemble(s.cfg, s.file, s.deps.Informers, s.extraJobs(), s.deps.Logger)
+	if err != nil {
+		return err
+	}
+	if err := s.apply(cfg); err != nil {
+		return err
+	}
+	s.current = cfg
+	return nil
+}
+
+func (s *Scraper) extraJobs() []Job {
+	sources := make([]string, 0, len(s.extra))
+	for src := range s.extra {
+		sources = append(sources, src)
+	}
+	sort.Strings(sources)
+	var out []Job
+	for _, src := range sources {
+		out = append(out, s.extra[src]...)
+	}
+	return out
 }
 
 func noteReload(ok bool) {

@@ -26,6 +26,9 @@ type Options struct {
 	Retention time.Duration
 	// RetentionSize caps the bytes of persisted blocks; 0 means no cap.
 	RetentionSize int64
+	// MaxExemplars is the size of the in-memory exemplar ring (as
+	// Prometheus' --storage.exemplars.exemplars-limit); 0 stores none.
+	MaxExemplars int64
 }
 
 // ErrOpening is what reads and writes get while the TSDB opens (replays its
@@ -102,6 +105,7 @@ func open(opts Options, logger *slog.Logger, reg prometheus.Registerer) (*tsdb.D
 	// A graceful restart (a rollout) replays a snapshot of the head, not
 	// the whole WAL.
 	o.EnableMemorySnapshotOnShutdown = true
+	o.EnableExemplarStorage, o.MaxExemplars = opts.MaxExemplars > 0, opts.MaxExemplars
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
