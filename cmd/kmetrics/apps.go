@@ -18,16 +18,17 @@ import (
 )
 
 // newAppScraper builds application scraping (nil when neither the built-in
-// jobs nor --scrape.config ask for any). The built-in jobs discover from
-// the shared pod and Service informers; an invalid --scrape.config stops
-// kmetrics here.
-func newAppScraper(o *options, restConfig *rest.Config, factory informers.SharedInformerFactory, st *store, families *storage.Metadata) (*appscrape.Scraper, error) {
-	if !o.scrapeAnnotated && o.scrapeConfig == "" {
+// jobs, --scrape.config nor monitors ask for any). The built-in and the
+// monitors' jobs discover from the shared pod, Service (and Endpoints)
+// informers; an invalid --scrape.config stops kmetrics here.
+func newAppScraper(o *options, restConfig *rest.Config, factory informers.SharedInformerFactory, st *store, families *storage.Metadata, stop <-chan struct{}) (*appscrape.Scraper, error) {
+	if !o.scrapeAnnotated && o.scrapeConfig == "" && !o.operatorObjects {
 		return nil, nil
 	}
 	var inf *appscrape.Informers
-	if o.scrapeAnnotated {
-		inf = &appscrape.Informers{Pods: factory.Core().V1().Pods().Informer(), Services: factory.Core().V1().Services().Informer()}
+	if o.scrapeAnnotated || o.operatorObjects {
+		inf = &appscrape.Informers{Pods: factory.Core().V1().Pods().Informer(), Services: factory.Core().V1().Services().Informer(),
+			Endpoints: lazyEndpoints(factory, stop)}
 	}
 	ca, err := clusterCA(restConfig)
 	if err != nil {
@@ -37,7 +38,7 @@ func newAppScraper(o *options, restConfig *rest.Config, factory informers.Shared
 	return appscrape.New(appscrape.Config{
 		File: o.scrapeConfig, Builtin: o.scrapeAnnotated,
 		Interval: o.metricResolution, Timeout: o.scrapeTimeout, MaxBodyBytes: o.scrapeMaxResponseBytes,
-		PodLabels: o.scrapePodLabels, CAPEM: ca,
+		PodLabels: o.scrapePodLabels, CAPEM: ca, NativeHistograms: o.scrapeNativeHistograms,
 	}, appscrape.Deps{
 		Informers: inf, Storage: st.guard, Budget: st.budget, Metadata: families,
 		Registerer: legacyregistry.Registerer(),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -137,8 +138,12 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
+	ruleFiles := o.ruleFiles
+	if dir := operatorRuleDir(o); dir != "" {
+		ruleFiles = append(ruleFiles[:len(ruleFiles):len(ruleFiles)], filepath.Join(dir, "*.yaml"))
+	}
 	evaluator, err := rules.New(rules.Config{
-		Files: o.ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,
+		Files: ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,
 		QueryTimeout: o.queryTimeout, MaxSamples: o.rulesMaxSamples,
 	}, guardedStorage{guard, db}, legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
 	if err != nil {
@@ -163,7 +168,7 @@ func run(ctx context.Context, o *options) error {
 	// Whole pods (trimmed) for cluster-state series and application
 	// scraping; metrics.k8s.io needs only the metadata of running pods.
 	fullPods := factory.Core().V1().Pods()
-	if o.clusterState || o.scrapeAnnotated {
+	if o.clusterState || o.scrapeAnnotated || o.operatorObjects {
 		_ = fullPods.Informer().SetTransform(trimPod)
 	}
 	custom, err := newCustomMetrics(o, client, restConfig, db, pods.Lister(), ctx.Done())
@@ -183,7 +188,11 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 
-	apps, err := newAppScraper(o, restConfig, factory, st, families)
+	apps, err := newAppScraper(o, restConfig, factory, st, families, ctx.Done())
+	if err != nil {
+		return err
+	}
+	monitors, err := newOperatorObjects(o, restConfig, client, apps)
 	if err != nil {
 		return err
 	}
@@ -243,6 +252,9 @@ func run(ctx context.Context, o *options) error {
 			factory.WaitForCacheSync(ctx.Done())
 			apps.Run(ctx)
 		})
+	}
+	if monitors != nil {
+		go monitors.Run(ctx)
 	}
 	namingReload := make(chan struct{}, 1)
 	if custom != nil {

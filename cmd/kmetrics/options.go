@@ -43,6 +43,7 @@ type options struct {
 	cadvisorDeny             string
 
 	tsdbPath               string
+	tsdbMaxExemplars       int64
 	tsdbRetentionTime      model.Duration
 	tsdbRetentionSize      string
 	futureTolerance        time.Duration
@@ -68,7 +69,15 @@ type options struct {
 	scrapeMaxResponseBytes int64
 	scrapePodLabels        []string
 	scrapeConfig           string
+	scrapeNativeHistograms bool
 	remoteWriteConfig      string
+
+	operatorObjects         bool
+	operatorMonitorSelector string
+	operatorRuleSelector    string
+	operatorNamespaces      []string
+	operatorTokenNamespaces []string
+	operatorReadSecrets     bool
 
 	customMetrics          bool
 	externalMetrics        bool
@@ -95,6 +104,7 @@ func newOptions() *options {
 			"container_fs_(io_current|io_time_seconds_total|io_time_weighted_seconds_total|reads_merged_total|sector_reads_total|sector_writes_total|writes_merged_total)|" +
 			"container_memory_(mapped_file|swap)|container_(file_descriptors|tasks_state|threads_max)|container_spec_.*",
 		tsdbPath:               "/var/lib/kmetrics",
+		tsdbMaxExemplars:       100000,
 		tsdbRetentionTime:      model.Duration(15 * 24 * time.Hour),
 		queryTimeout:           2 * time.Minute,
 		queryMaxSamples:        10000000,
@@ -109,6 +119,9 @@ func newOptions() *options {
 		queryLookbackDelta:     5 * time.Minute,
 		ruleInterval:           30 * time.Second,
 		scrapeAnnotated:        true,
+		scrapeNativeHistograms: true,
+		operatorObjects:        true,
+		operatorReadSecrets:    true,
 		scrapeTimeout:          10 * time.Second,
 		scrapeMaxResponseBytes: 10 << 20,
 		scrapePodLabels:        []string{"app", "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/component"},
@@ -147,6 +160,7 @@ func (o *options) flags() flag.NamedFlagSets {
 
 	ss := fss.FlagSet("storage")
 	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")
+	ss.Int64Var(&o.tsdbMaxExemplars, "storage.exemplars.exemplars-limit", o.tsdbMaxExemplars, "Exemplars kept in memory (a ring shared by all series, about 100 bytes each; served by query_exemplars); 0 stores none.")
 	ss.Var(&o.tsdbRetentionTime, "storage.tsdb.retention.time", "How long samples are kept (Prometheus duration, e.g. 15d).")
 	ss.StringVar(&o.tsdbRetentionSize, "storage.tsdb.retention.size", "", "Largest size of persisted blocks before the oldest are deleted (e.g. 512MB); empty means no limit.")
 	ss.DurationVar(&o.futureTolerance, "storage.future-tolerance", o.futureTolerance, "How far ahead of kmetrics' clock a sample may be; later ones are refused (a kubelet whose clock runs further ahead is refused whole). At most 30m.")
@@ -174,6 +188,16 @@ func (o *options) flags() flag.NamedFlagSets {
 	as.DurationVar(&o.scrapeTimeout, "scrape.timeout", o.scrapeTimeout, "Timeout of one scrape of the built-in jobs; at most --metric-resolution.")
 	as.Int64Var(&o.scrapeMaxResponseBytes, "scrape.max-response-bytes", o.scrapeMaxResponseBytes, "Largest application response accepted (body_size_limit of the built-in jobs and of every --scrape.config job that sets none); a larger one fails that target only.")
 	as.StringSliceVar(&o.scrapePodLabels, "scrape.pod-labels", o.scrapePodLabels, "Pod labels copied onto application series (names sanitized: app.kubernetes.io/name becomes app_kubernetes_io_name); \"*\" copies all, \"\" none.")
+
+	as.BoolVar(&o.scrapeNativeHistograms, "scrape.native-histograms", o.scrapeNativeHistograms, "Scrape native histograms (Prometheus' protobuf format negotiated first) in the built-in jobs and the monitors' jobs that do not say otherwise; --scrape.config jobs follow their own file.")
+
+	ps := fss.FlagSet("prometheus-operator objects")
+	ps.BoolVar(&o.operatorObjects, "operator.objects", o.operatorObjects, "Scrape what ServiceMonitors and PodMonitors select and evaluate PrometheusRules (monitoring.coreos.com/v1), as the prometheus-operator configures Prometheus. The CRDs are optional: kmetrics starts watching when they are installed.")
+	ps.StringVar(&o.operatorMonitorSelector, "operator.monitor-selector", "", "Label selector of the ServiceMonitors and PodMonitors taken (a Prometheus object's serviceMonitorSelector); empty: all.")
+	ps.StringVar(&o.operatorRuleSelector, "operator.rule-selector", "", "Label selector of the PrometheusRules taken (ruleSelector); empty: all.")
+	ps.StringSliceVar(&o.operatorNamespaces, "operator.namespaces", nil, "Namespaces whose monitors and rules are taken; empty: all.")
+	ps.StringSliceVar(&o.operatorTokenNamespaces, "operator.token-namespaces", nil, "Namespaces whose monitors may send kmetrics' own service-account token (bearerTokenFile, as kube-prometheus' monitors of kube-rbac-proxy ask). Empty: none — the token never goes to a pod because a tenant's monitor asked.")
+	ps.BoolVar(&o.operatorReadSecrets, "operator.read-secrets", o.operatorReadSecrets, "Read the Secrets and ConfigMaps monitors name (TLS, bearer token, basic auth) in the monitor's namespace; needs get on secrets and configmaps.")
 
 	cs := fss.FlagSet("custom and external metrics")
 	cs.BoolVar(&o.customMetrics, "custom-metrics", o.customMetrics, "Serve custom.metrics.k8s.io (v1beta2, v1beta1).")

@@ -38,6 +38,7 @@ func openStore(o *options, lookback time.Duration) (*store, error) {
 		Path:          o.tsdbPath,
 		Retention:     time.Duration(o.tsdbRetentionTime),
 		RetentionSize: retentionSize,
+		MaxExemplars:  o.tsdbMaxExemplars,
 	}, slog.New(logr.ToSlogHandler(klog.Background().WithName("tsdb"))), legacyregistry.Registerer())
 	var appendable promstorage.Appendable = db
 	var remote *remotewrite.Writer

@@ -1,0 +1,80 @@
+package promoperator
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql/parser"
+	"sigs.k8s.io/yaml"
+)
+
+// ruleFile is a PrometheusRule as a Prometheus rule file, checked as
+// Prometheus checks one. Thanos' partial_response_strategy has no meaning
+// here and is dropped, as the operator drops it for Prometheus.
+func ruleFile(r *monitoringv1.PrometheusRule, logger *slog.Logger) ([]byte, error) {
+	spec := r.Spec.DeepCopy()
+	for i := range spec.Groups {
+		spec.Groups[i].PartialResponseStrategy = ""
+	}
+	b, err := yaml.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	_, errs := rulefmt.Parse(b, false, model.UTF8Validation, parser.NewParser(parser.Options{}), logger)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return b, nil
+}
+
+// ruleFiles keeps one file per PrometheusRule in dir, where the rule
+// evaluator reads them beside --rules.file.
+type ruleFiles struct{ dir string }
+
+// fileName is <namespace>_<name>.yaml: "_" is in no object name.
+func (f ruleFiles) fileName(ns, name string) string {
+	return filepath.Join(f.dir, ns+"_"+name+".yaml")
+}
+
+// write replaces a rule's file if its content changed.
+func (f ruleFiles) write(ns, name string, content []byte) error {
+	path := f.fileName(ns, name)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, content, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// prune removes the files of rules not in keep (deleted, or no longer
+// selected).
+func (f ruleFiles) prune(keep map[string]bool) error {
+	entries, err := os.ReadDir(f.dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		path := filepath.Join(f.dir, e.Name())
+		if !keep[path] && strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".tmp") {
+			errs = append(errs, os.Remove(path))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Glob is the pattern the rule evaluator loads the files from.
+func (f ruleFiles) glob() string { return filepath.Join(f.dir, "*.yaml") }
+
+func (f ruleFiles) String() string { return fmt.Sprintf("rule files in %s", f.dir) }
