@@ -32,6 +32,7 @@ fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendBodyTSDB$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
 	$(GO) test -run='^$$' -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/rules/naming
+	$(GO) test -run='^$$' -fuzz=FuzzMonitorObjects -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/promoperator
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m

@@ -110,6 +110,17 @@ func TestPrometheusOperatorObjects(t *testing.T) {
 		}
 	})
 
+	t.Run("a changed monitor applies without a restart", func(t *testing.T) {
+		mustKubectl(t, "-n", operatorNS, "patch", "servicemonitor", "plain", "--type=json", "-p",
+			`[{"op":"add","path":"/spec/endpoints/0/relabelings","value":[{"targetLabel":"env","replacement":"prod"}]}]`)
+		eventually(t, time.Minute, "the new label on plain's series", func() error {
+			if got := instantQuery(engines["kmetrics"], `plain_hits_total{env="prod",job="plain"}`); len(got) != 1 {
+				return fmt.Errorf("plain_hits_total{env=\"prod\"}: %v", got)
+			}
+			return nil
+		})
+	})
+
 	t.Run("an HPA scales on a ServiceMonitor's metric", func(t *testing.T) {
 		kubectlApply(t, fmt.Sprintf(`
 apiVersion: apps/v1
