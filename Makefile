@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
-.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter bench-query bench-load bench-startup lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter bench-query bench-remote-write bench-load bench-startup lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -19,7 +19,7 @@ lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e ./test/equivalence
-	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench
+	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench ./test/rwbench
 
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/...
@@ -61,18 +61,26 @@ bench-adapter: cluster-bins
 	$(GO) test -tags bench -run='^$$' -bench=. -benchtime=20x -count=5 -timeout=30m ./test/bench 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-adapter.out
 
 # The dashboards' main queries over a day of 1,000 nodes × 30 pods: kmetrics'
-# query server beside Prometheus with the same samples, and their RSS per
-# series (test/querybench). Writes bench-query.out.
-# Against Prometheus 3.15 (the engine kmetrics embeds, built from the proxy)
-# and against Debian's 2.42.
+# query server beside Prometheus and VictoriaMetrics with the same samples,
+# their RSS per series and disk bytes per sample (test/querybench). Writes
+# bench-query.out. Against Prometheus 3.15 (the engine kmetrics embeds,
+# built from the proxy) with VictoriaMetrics v1.151.0, then against
+# Debian's Prometheus 2.42.
 bench-query: cluster-bins
-	{ PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench && \
+	{ PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=90m ./test/querybench && \
 	  $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench; } 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-query.out
 
 # The whole serving path in one process under load: 1,000 TLS kubelets × 30
 # pods and 50 applications scraped, kubectl top, the HPA's PodMetrics and
 # custom metrics and a dashboard query issued concurrently, steady, with a
 # 200,000-series bomb and after it (test/loadbench). Writes bench-load.out.
+# What remote write costs: the kubelet scrape path over 1,000 TLS kubelets ×
+# 30 pods without and with remote write to VictoriaMetrics, each in a fresh
+# process, and the samples/s the queues sustain (test/rwbench). Writes
+# bench-remote-write.out.
+bench-remote-write:
+	VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags bench -count=1 -run TestRemoteWriteCost -v -timeout 30m ./test/rwbench 2>/dev/null | grep -E 'rw_test.go|^(--- |ok|FAIL|PASS)' | tee bench-remote-write.out
+
 bench-load:
 	LOAD_NODES=$${LOAD_NODES:-1000} LOAD_PHASE=$${LOAD_PHASE:-60s} $(GO) test -tags bench -count=1 -run TestLoad -v -timeout 30m ./test/loadbench 2>/dev/null | grep -E 'load_test.go|^(--- |ok|FAIL|PASS)' | tee bench-load.out
 

@@ -1,9 +1,10 @@
 //go:build bench
 
 // Package querybench measures the dashboards' main queries over a day of
-// history for 1,000 nodes × 30 pods in kmetrics' query API and in Debian's
-// Prometheus holding the same samples, each in its own process, and their
-// RSS per head series.
+// history for 1,000 nodes × 30 pods in kmetrics' query API, in Prometheus
+// and in VictoriaMetrics ($VICTORIAMETRICS_BIN) holding the same samples,
+// each in its own process, their RSS per head series and their disk bytes
+// per sample once compacted.
 //
 //	make bench-query
 package querybench
@@ -11,6 +12,7 @@ package querybench
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,14 +41,18 @@ const (
 	history     = 24 * time.Hour
 	interval    = 60 * time.Second // one day at 15 s is 4× the samples; the shape is the same
 	promPort    = "29190"
+	vmPort      = "29192"
 )
 
 var (
 	end   = time.Now().Truncate(time.Minute)
 	start = end.Add(-history)
 	prom  *promserver.Server
+	vm    *promserver.Server // nil without $VICTORIAMETRICS_BIN
 	kmURL string
 	kmPID int
+	// diskBytes is each store's size on disk once compacted, by name.
+	diskBytes = map[string]int64{}
 )
 
 // series: per pod one container's CPU counter and memory gauge (60,000).
@@ -83,13 +89,24 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer prom.Stop()
+	if bin := os.Getenv("VICTORIAMETRICS_BIN"); bin != "" {
+		if vm, err = promserver.StartVictoriaMetrics(filepath.Join(state, "victoriametrics"), vmPort, bin); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer vm.Stop()
+	}
 	tsdbDir := filepath.Join(state, "kmetrics")
 	t0 := time.Now()
 	if err := load(tsdbDir); err != nil {
 		fmt.Fprintln(os.Stderr, "loading:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "loaded %d series × %d samples into both in %v\n", 2*nodes*podsPerNode, int(history/interval)+1, time.Since(t0))
+	fmt.Fprintf(os.Stderr, "loaded %d series × %d samples in %v\n", 2*nodes*podsPerNode, int(history/interval)+1, time.Since(t0))
+	if err := measureDisk(state); err != nil {
+		fmt.Fprintln(os.Stderr, "disk sizes:", err)
+		return 1
+	}
 	stop, err := startQueryServer(tsdbDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -134,14 +151,14 @@ func load(dir string) error {
 			}
 			batch = append(batch, c, m)
 			if len(batch) >= 4000 {
-				if err := prom.Write(batch); err != nil {
+				if err := writePeers(batch); err != nil {
 					return err
 				}
 				batch = batch[:0]
 			}
 		}
 		if len(batch) > 0 {
-			if err := prom.Write(batch); err != nil {
+			if err := writePeers(batch); err != nil {
 				return err
 			}
 		}
@@ -152,7 +169,85 @@ func load(dir string) error {
 			return err
 		}
 	}
+	// Everything as blocks, the head included: what the day costs on disk
+	// once compacted (Prometheus' is measured the same way, by a snapshot).
+	snap := filepath.Join(filepath.Dir(dir), "kmetrics-snapshot")
+	if err := db.TSDB().Snapshot(snap, true); err != nil {
+		return err
+	}
+	if diskBytes["kmetrics"], err = du(snap); err != nil {
+		return err
+	}
 	return db.Close()
+}
+
+func writePeers(batch []promserver.Series) error {
+	if err := prom.Write(batch); err != nil {
+		return err
+	}
+	if vm != nil {
+		return vm.Write(batch)
+	}
+	return nil
+}
+
+// measureDisk sizes the peers' stores once compacted: Prometheus by a
+// snapshot with its head (all blocks), VictoriaMetrics after a flush and a
+// forced merge (its background merges settled).
+func measureDisk(state string) error {
+	resp, err := http.Post(prom.URL+"/api/v1/admin/tsdb/snapshot", "", nil)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var snap struct {
+		Data struct{ Name string } `json:"data"`
+	}
+	if err := json.Unmarshal(body, &snap); err != nil || snap.Data.Name == "" {
+		return fmt.Errorf("prometheus snapshot: %s", body)
+	}
+	if diskBytes["prometheus"], err = du(filepath.Join(state, "prometheus", "data", "snapshots", snap.Data.Name)); err != nil {
+		return err
+	}
+	if vm == nil {
+		return nil
+	}
+	for _, path := range []string{"/internal/force_flush", "/internal/force_merge"} {
+		resp, err := http.Get(vm.URL + path)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+	}
+	// Merges run in the background: wait until the size holds still.
+	data := filepath.Join(state, "victoriametrics", "data")
+	last := int64(-1)
+	for i := 0; i < 120; i++ {
+		time.Sleep(5 * time.Second)
+		n, err := du(data)
+		if err != nil {
+			return err
+		}
+		if n == last {
+			break
+		}
+		last = n
+	}
+	diskBytes["victoriametrics"] = last
+	return nil
+}
+
+// du is the bytes of the files under dir.
+func du(dir string) (int64, error) {
+	var n int64
+	err := filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return err
+	})
+	return n, err
 }
 
 func startQueryServer(dir string) (func(), error) {
@@ -225,6 +320,31 @@ func BenchmarkDashboardQueries(b *testing.B) {
 				query(b, prom.URL+"/api/v1", q.path, q.query)
 			}
 		})
+		if vm != nil {
+			b.Run("victoriametrics/"+q.name, func(b *testing.B) {
+				for b.Loop() {
+					query(b, vm.URL+"/api/v1", q.path, q.query)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDiskBytesPerSample reports each store's bytes on disk per
+// sample once compacted (measured after loading).
+func BenchmarkDiskBytesPerSample(b *testing.B) {
+	samples := float64(2*nodes*podsPerNode) * float64(int(history/interval)+1)
+	for _, name := range []string{"kmetrics", "prometheus", "victoriametrics"} {
+		n, ok := diskBytes[name]
+		if !ok {
+			continue
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(n)/samples, "disk-bytes/sample")
+			b.ReportMetric(float64(n)/(1<<20), "disk-MiB")
+		})
 	}
 }
 
@@ -235,7 +355,13 @@ func BenchmarkRSSPerSeries(b *testing.B) {
 		name string
 		pid  int
 		url  string
-	}{{"kmetrics", kmPID, kmURL}, {"prometheus", prom.Pid(), prom.URL + "/api/v1"}} {
+	}{{"kmetrics", kmPID, kmURL}, {"prometheus", prom.Pid(), prom.URL + "/api/v1"}, {"victoriametrics", 0, ""}} {
+		if side.name == "victoriametrics" {
+			if vm == nil {
+				continue
+			}
+			side.pid, side.url = vm.Pid(), vm.URL+"/api/v1"
+		}
 		b.Run(side.name, func(b *testing.B) {
 			for b.Loop() {
 			}

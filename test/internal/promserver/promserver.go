@@ -1,5 +1,6 @@
-// Package promserver runs Debian's Prometheus for tests that compare
-// kmetrics with it, and writes samples to it by remote write.
+// Package promserver runs the peers tests compare kmetrics with —
+// Prometheus (Debian's, or $PROMETHEUS_BIN) and VictoriaMetrics — and
+// writes samples to them by remote write.
 package promserver
 
 import (
@@ -42,13 +43,29 @@ func Start(dir, port string) (*Server, error) {
 	if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o644); err != nil {
 		return nil, err
 	}
-	s := &Server{URL: "http://127.0.0.1:" + port, Log: filepath.Join(dir, "prometheus.log")}
+	return start(dir, port, "prometheus", bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+port, "--web.enable-remote-write-receiver", "--web.enable-admin-api")
+}
+
+// StartVictoriaMetrics runs VictoriaMetrics single-node (bin) on
+// 127.0.0.1:port with its data in dir/data: no query cache, no latency
+// offset (a benchmark reads fresh samples, every time from storage).
+func StartVictoriaMetrics(dir, port, bin string) (*Server, error) {
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return start(dir, port, "victoria-metrics", bin, "-storageDataPath="+filepath.Join(dir, "data"), "-httpListenAddr=127.0.0.1:"+port,
+		"-retentionPeriod=100y", "-search.latencyOffset=0", "-search.disableCache")
+}
+
+func start(dir, port, name, bin string, args ...string) (*Server, error) {
+	s := &Server{URL: "http://127.0.0.1:" + port, Log: filepath.Join(dir, name+".log")}
 	log, err := os.Create(s.Log)
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:"+port, "--web.enable-remote-write-receiver")
+	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
@@ -63,7 +80,7 @@ func Start(dir, port string) (*Server, error) {
 		}
 		if time.Now().After(deadline) {
 			s.Stop()
-			return nil, fmt.Errorf("prometheus not ready after 30s; log %s", s.Log)
+			return nil, fmt.Errorf("%s not ready after 30s; log %s", name, s.Log)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
