@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -35,6 +34,7 @@ import (
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
+	"github.com/kmetrics/kmetrics/pkg/promoperator"
 	"github.com/kmetrics/kmetrics/pkg/provider"
 	"github.com/kmetrics/kmetrics/pkg/rules"
 	"github.com/kmetrics/kmetrics/pkg/scraper"
@@ -140,7 +140,7 @@ func run(ctx context.Context, o *options) error {
 
 	ruleFiles := o.ruleFiles
 	if dir := operatorRuleDir(o); dir != "" {
-		ruleFiles = append(ruleFiles[:len(ruleFiles):len(ruleFiles)], filepath.Join(dir, "*.yaml"))
+		ruleFiles = append(ruleFiles[:len(ruleFiles):len(ruleFiles)], promoperator.RuleGlob(dir))
 	}
 	evaluator, err := rules.New(rules.Config{
 		Files: ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,

@@ -41,8 +41,8 @@ type Config struct {
 	// ask to reach kube-rbac-proxy). Empty: none.
 	TokenNamespaces []string
 	Defaults        Defaults
-	// RuleDir holds the PrometheusRules as rule files; the evaluator loads
-	// RuleGlob().
+	// RuleDir holds the PrometheusRules as rule files ("" to leave them
+	// out); the evaluator loads RuleGlob(RuleDir).
 	RuleDir string
 }
 
@@ -106,22 +106,16 @@ func New(cfg Config, dyn dynamic.Interface, disc k8sdiscovery.DiscoveryInterface
 		informers: map[string]cache.SharedIndexInformer{}, reported: map[string]string{}}, nil
 }
 
-// RuleGlob is where the rule evaluator finds the PrometheusRules ("" when
-// they are not read).
-func (c *Controller) RuleGlob() string {
-	if c.cfg.RuleDir == "" {
-		return ""
-	}
-	return c.rules.glob()
-}
+// RuleGlob is where the rule evaluator finds the PrometheusRules kept in
+// dir.
+func RuleGlob(dir string) string { return ruleFiles{dir: dir}.glob() }
 
 // Run watches until ctx ends. The CRDs need not exist: they are looked for
 // every 30 s and watched once served.
 func (c *Controller) Run(ctx context.Context) {
-	if c.cfg.RuleDir != "" {
-		// Rules of objects deleted while kmetrics was down must not come back.
-		_ = c.rules.prune(nil)
-	}
+	// The rule files of the last run stay until the first sync (alerts keep
+	// their state across a restart); files of objects deleted meanwhile go
+	// then.
 	poll := time.NewTicker(crdPollEvery)
 	defer poll.Stop()
 	rebuild := time.NewTicker(rebuildEvery)
@@ -142,6 +136,11 @@ func (c *Controller) Run(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			}
+		}
+		if !c.synced() {
+			// A half-listed resource would look like deleted objects.
+			time.AfterFunc(settleAfterAnEvent, c.markDirty)
+			continue
 		}
 		c.sync(ctx)
 	}
@@ -180,6 +179,18 @@ func (c *Controller) startServed(ctx context.Context) {
 		c.mu.Unlock()
 		c.logger.Info("Watching prometheus-operator objects", "resource", res, "selector", sel.String())
 	}
+}
+
+// synced says whether every watched resource has been listed.
+func (c *Controller) synced() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, inf := range c.informers {
+		if !inf.HasSynced() {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Controller) markDirty() {
