@@ -139,15 +139,26 @@ func (w *Writer) backfillOne(ctx context.Context, db promstorage.Queryable, exte
 		}
 		ts := prompb.TimeSeries{Labels: prompb.FromLabels(lb.Labels(), nil)}
 		it = s.Iterator(it)
-		for it.Next() == chunkenc.ValFloat {
-			t, v := it.At()
-			ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+			// Native histograms only where the queues send them too
+			// (send_native_histograms).
+			switch {
+			case vt == chunkenc.ValFloat:
+				t, v := it.At()
+				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
+			case vt == chunkenc.ValHistogram && rwc.SendNativeHistograms:
+				t, h := it.AtHistogram(nil)
+				ts.Histograms = append(ts.Histograms, prompb.FromIntHistogram(t, h))
+			case vt == chunkenc.ValFloatHistogram && rwc.SendNativeHistograms:
+				t, fh := it.AtFloatHistogram(nil)
+				ts.Histograms = append(ts.Histograms, prompb.FromFloatHistogram(t, fh))
+			}
 		}
-		if len(ts.Samples) == 0 {
+		if len(ts.Samples)+len(ts.Histograms) == 0 {
 			continue
 		}
 		req.Timeseries = append(req.Timeseries, ts)
-		size += len(ts.Samples)
+		size += len(ts.Samples) + len(ts.Histograms)
 		if size >= backfillBatch {
 			if err := flush(); err != nil {
 				return n, err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage/remote"
 
@@ -54,6 +55,9 @@ func newReceiver(t *testing.T) *receiver {
 			key := b.Labels().String()
 			for _, s := range ts.Samples {
 				r.got[key] = append(r.got[key], s.Value)
+			}
+			for _, h := range ts.Histograms { // recorded by their count
+				r.got[key] = append(r.got[key], float64(h.GetCountInt()))
 			}
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -249,7 +253,7 @@ func TestBackfillAfterRestart(t *testing.T) {
 	}
 	defer db.Close()
 	file := filepath.Join(t.TempDir(), "prometheus.yml")
-	writeConfig(t, file, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	writeConfig(t, file, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n  send_native_histograms: true\n%s", rcv.srv.URL, fastQueue))
 	start := func() *Writer {
 		w, err := New(file, dir, prometheus.NewRegistry(), nil)
 		if err != nil {
@@ -269,7 +273,8 @@ func TestBackfillAfterRestart(t *testing.T) {
 	rcv.status.Store(http.StatusServiceUnavailable) // the receiver goes down
 	store(t, w, db, "gap", 2)
 	store(t, w, db, "gap", 3)
-	_ = w.Close() // the restart: 2 and 3 were never sent
+	storeHistogram(t, w, db, "gap_latency", 7)
+	_ = w.Close() // the restart: 2, 3 and the histogram were never sent
 
 	w = start()
 	defer w.Close()
@@ -296,4 +301,23 @@ func TestBackfillAfterRestart(t *testing.T) {
 		got := received()
 		return got[1] && got[2] && got[3] && got[4]
 	})
+	waitUntil(t, "the native histogram received", func() bool {
+		v := rcv.values(`{__name__="gap_latency", cluster="east", job="test"}`)
+		return len(v) > 0 && v[0] == 7
+	})
+}
+
+func storeHistogram(t *testing.T, w *Writer, db *storage.DB, name string, count uint64) {
+	t.Helper()
+	ts := max(time.Now().UnixMilli(), lastTS.Load()+1)
+	lastTS.Store(ts)
+	h := &histogram.Histogram{Count: count, Sum: float64(count), Schema: 0, ZeroThreshold: 1e-128,
+		PositiveSpans: []histogram.Span{{Offset: 0, Length: 1}}, PositiveBuckets: []int64{int64(count)}}
+	a := w.Tee(db).Appender(context.Background())
+	if _, err := a.AppendHistogram(0, labels.FromStrings("__name__", name, "job", "test"), ts, h, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }
