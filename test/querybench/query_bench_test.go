@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -74,8 +75,28 @@ func allSeries() []podSeries {
 	return out
 }
 
-func cpuAt(i, step int) float64 { return float64(step) * 60 * 0.01 * float64(1+i%40) }
-func memAt(i, step int) float64 { return float64(64<<20+(i%97)<<20) + float64(step%30)*1e5 }
+// The values look like a kubelet's: a CPU counter in seconds with
+// nanosecond digits and jitter (still monotonic: the jitter is below one
+// step's increase), a working set that moves by whole pages. Too regular
+// values would flatter whichever store compresses patterns best.
+func cpuAt(i, step int) float64 {
+	v := float64(step)*60*0.01*float64(1+i%40) + float64(noise(i, step)%50_000_000)/1e9
+	return math.Round(v*1e9) / 1e9
+}
+
+func memAt(i, step int) float64 {
+	return float64(64<<20+(i%97)<<20) + float64(noise(i, step)%2048)*4096
+}
+
+// noise is a deterministic pseudo-random number per series and step
+// (splitmix64).
+func noise(i, step int) uint64 {
+	z := uint64(i)<<32 | uint64(step)
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -397,9 +418,18 @@ func headSeries(b *testing.B, base string) int64 {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	i := strings.LastIndex(string(body), `"`)
-	j := strings.LastIndex(string(body[:i]), `"`)
-	n, err := strconv.ParseFloat(string(body[j+1:i]), 64)
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || len(r.Data.Result) != 1 {
+		b.Fatalf("%s", body)
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	n, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		b.Fatalf("%s", body)
 	}
