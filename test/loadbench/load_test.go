@@ -52,6 +52,7 @@ import (
 	"github.com/kmetrics/kmetrics/pkg/rules/naming"
 	"github.com/kmetrics/kmetrics/pkg/scraper"
 	"github.com/kmetrics/kmetrics/pkg/storage"
+	"github.com/kmetrics/kmetrics/test/internal/fakekubelet"
 )
 
 const (
@@ -74,23 +75,6 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return def
 }
 
-// kubeletBody is a node's /metrics/resource at ts with 30 one-container
-// pods, each using 100m + 1m per pod index.
-func kubeletBody(node string, ts int64, start time.Time) []byte {
-	var b strings.Builder
-	secs := float64(ts-start.UnixMilli()) / 1000
-	fmt.Fprintf(&b, "# TYPE node_cpu_usage_seconds_total counter\nnode_cpu_usage_seconds_total %g %d\nnode_memory_working_set_bytes 2e9 %d\n", secs*3, ts, ts)
-	for p := 0; p < podsPerNode; p++ {
-		l := fmt.Sprintf(`container="main",namespace="ns-%d",pod="%s-pod-%d"`, p%10, node, p)
-		cpu := secs * (0.1 + float64(p)/1000)
-		fmt.Fprintf(&b, "container_cpu_usage_seconds_total{%s} %g %d\ncontainer_memory_working_set_bytes{%s} 1e8 %d\ncontainer_start_time_seconds{%s} %d\n",
-			l, cpu, ts, l, ts, l, start.Unix())
-		pl := fmt.Sprintf(`namespace="ns-%d",pod="%s-pod-%d"`, p%10, node, p)
-		fmt.Fprintf(&b, "pod_cpu_usage_seconds_total{%s} %g %d\npod_memory_working_set_bytes{%s} 1e8 %d\n", pl, cpu, ts, pl, ts)
-	}
-	return []byte(b.String())
-}
-
 type harness struct {
 	url      string
 	client   *http.Client
@@ -104,7 +88,7 @@ func start(t *testing.T, ctx context.Context, nodes int) *harness {
 	begin := time.Now().Add(-time.Minute)
 	kubelet := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = w.Write(kubeletBody(strings.TrimPrefix(r.URL.Path, "/nodes/"), time.Now().UnixMilli(), begin))
+		_, _ = w.Write(fakekubelet.ResourceBody(strings.TrimPrefix(r.URL.Path, "/nodes/"), time.Now().UnixMilli(), begin, podsPerNode))
 	}))
 	t.Cleanup(kubelet.Close)
 	_, kport, _ := net.SplitHostPort(kubelet.Listener.Addr().String())
