@@ -56,7 +56,7 @@ func startInformers(t *testing.T, objs ...runtime.Object) (*Informers, *fake.Cli
 // it finds as the scrape manager does: "URL labels" per target.
 func builtinTargets(t *testing.T, c Config, inf *Informers) []string {
 	t.Helper()
-	cfg, err := Load(c, inf, nil, nil)
+	cfg, err := load(c, inf, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,10 +130,12 @@ func podLabelRules(names []string) []string {
 	return rules
 }
 
-// Load builds the scrape configuration: the built-in jobs, then the
+// load builds the scrape configuration: the built-in jobs, then the
 // operator's, then the extra ones (monitors'). An invalid file is an error
 // naming it (and the line, as Prometheus reports it); nothing is applied.
-func Load(c Config, informers *Informers, extra []Job, logger *slog.Logger) (*config.Config, error) {
+// The scraper itself reads the file and assembles apart (SetJobs reuses
+// the file as last loaded).
+func load(c Config, informers *Informers, extra []Job, logger *slog.Logger) (*config.Config, error) {
 	file, err := loadFile(c, logger)
 	if err != nil {
 		return nil, err
@@ -168,11 +170,7 @@ func assemble(c Config, file *config.Config, informers *Informers, extra []Job, 
 	var fileJobs []*config.ScrapeConfig
 	for _, sc := range own {
 		taken[sc.JobName] = true
-		sc := *sc
-		if sc.BodySizeLimit == 0 {
-			sc.BodySizeLimit = units.Base2Bytes(c.MaxBodyBytes)
-		}
-		fileJobs = append(fileJobs, &sc)
+		fileJobs = append(fileJobs, c.capped(sc))
 	}
 	var jobs []*config.ScrapeConfig
 	if c.Builtin {
@@ -193,14 +191,21 @@ func assemble(c Config, file *config.Config, informers *Informers, extra []Job, 
 			continue // the operator's file wins, as for built-in jobs
 		}
 		taken[j.Config.JobName] = true
-		sc := *j.Config
-		if sc.BodySizeLimit == 0 {
-			sc.BodySizeLimit = units.Base2Bytes(c.MaxBodyBytes)
-		}
+		sc := c.capped(j.Config)
 		sc.ServiceDiscoveryConfigs = shareDiscovery(sc.ServiceDiscoveryConfigs, informers, j.Tenant)
-		cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, &sc)
+		cfg.ScrapeConfigs = append(cfg.ScrapeConfigs, sc)
 	}
 	return &cfg, nil
+}
+
+// capped is a copy of a job with kmetrics' body cap when it sets none
+// (Prometheus' default is unlimited).
+func (c Config) capped(sc *config.ScrapeConfig) *config.ScrapeConfig {
+	out := *sc
+	if out.BodySizeLimit == 0 {
+		out.BodySizeLimit = units.Base2Bytes(c.MaxBodyBytes)
+	}
+	return &out
 }
 
 // Job is a scrape job from another source than --scrape.config: a

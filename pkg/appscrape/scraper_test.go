@@ -196,7 +196,7 @@ scrape_configs:
   sample_limit: 10
   static_configs: [{targets: ["b:2"]}]
 `)
-	cfg, err := Load(Config{File: file, Builtin: true, Interval: 15 * time.Second, Timeout: 10 * time.Second, MaxBodyBytes: 1 << 20}, &Informers{}, nil, nil)
+	cfg, err := load(Config{File: file, Builtin: true, Interval: 15 * time.Second, Timeout: 10 * time.Second, MaxBodyBytes: 1 << 20}, &Informers{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ scrape_configs:
 	}
 
 	write("scrape_configs:\n- job_name: x\n  scrape_intervall: 1m\n")
-	_, err = Load(Config{File: file, Builtin: true, Interval: 15 * time.Second, Timeout: 10 * time.Second, MaxBodyBytes: 1 << 20}, &Informers{}, nil, nil)
+	_, err = load(Config{File: file, Builtin: true, Interval: 15 * time.Second, Timeout: 10 * time.Second, MaxBodyBytes: 1 << 20}, &Informers{}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "line 3") {
 		t.Errorf("invalid file: %v, want an error naming %s and line 3", err, file)
 	}
