@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -33,7 +34,7 @@ type endpoint struct {
 	relabelings, metricRelabelings  []monitoringv1.RelabelConfig
 	followRedirects, enableHTTP2    *bool
 	bearerTokenFile                 string
-	bearerTokenSecret               *corev1SecretKey
+	bearerTokenSecret               *corev1.SecretKeySelector
 	basicAuth                       *monitoringv1.BasicAuth
 	authorization                   *monitoringv1.SafeAuthorization
 	oauth2                          *monitoringv1.OAuth2

@@ -10,8 +10,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-type corev1SecretKey = corev1.SecretKeySelector
-
 // The files of kmetrics' own service account. A monitor asking for a file
 // asks for something of kmetrics' own filesystem; only these two may be
 // named, and the token only by monitors in namespaces the operator trusts.

@@ -3,7 +3,6 @@ package promoperator
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -74,7 +73,5 @@ func (f ruleFiles) prune(keep map[string]bool) error {
 	return errors.Join(errs...)
 }
 
-// Glob is the pattern the rule evaluator loads the files from.
+// glob is the pattern the rule evaluator loads the files from.
 func (f ruleFiles) glob() string { return filepath.Join(f.dir, "*.yaml") }
-
-func (f ruleFiles) String() string { return fmt.Sprintf("rule files in %s", f.dir) }
