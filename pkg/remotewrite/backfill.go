@@ -83,7 +83,6 @@ func (w *Writer) Backfill(ctx context.Context, db promstorage.Queryable) {
 	}
 	for _, rwc := range cfg.RemoteWriteConfigs {
 		n, err := w.backfillOne(ctx, db, cfg.GlobalConfig.ExternalLabels, rwc, from, to)
-		backfilledSamples.Add(float64(n))
 		if err != nil {
 			w.logger.Error("Sending what was stored but not sent before the restart", "url", rwc.URL.Redacted(), "err", err, "sent", n)
 			continue
@@ -122,7 +121,9 @@ func (w *Writer) backfillOne(ctx context.Context, db promstorage.Queryable, exte
 		if err := send(ctx, client, &req); err != nil {
 			return err
 		}
+		// Counted per request: a long backfill shows its progress.
 		n += size
+		backfilledSamples.Add(float64(size))
 		req.Timeseries, size = req.Timeseries[:0], 0
 		return nil
 	}
