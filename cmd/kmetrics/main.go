@@ -200,7 +200,11 @@ func run(ctx context.Context, o *options) error {
 	if apps != nil {
 		targets = apps
 	}
-	cfg, err := o.server.Config()
+	servingCert, err := newServingCert(ctx, o.servingCert, restConfig, client)
+	if err != nil {
+		return err
+	}
+	cfg, err := o.server.Config(certProvider(servingCert))
 	if err != nil {
 		return err
 	}

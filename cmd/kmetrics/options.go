@@ -84,6 +84,8 @@ type options struct {
 	customMetricsConfig    string
 	customMetricsDiscovery time.Duration
 
+	servingCert servingCertOptions
+
 	server  *apiserver.Options
 	logging *logs.Options
 }
@@ -128,6 +130,7 @@ func newOptions() *options {
 		customMetrics:          true,
 		externalMetrics:        true,
 		customMetricsDiscovery: 30 * time.Second,
+		servingCert:            newServingCertOptions(),
 		server:                 apiserver.NewOptions(),
 		logging:                logs.NewOptions(),
 	}
@@ -208,6 +211,7 @@ func (o *options) flags() flag.NamedFlagSets {
 	cs.DurationVar(&o.customMetricsDiscovery, "custom-metrics.discovery-interval", o.customMetricsDiscovery, "How often the list of served metrics is rebuilt from the TSDB's series.")
 
 	o.server.AddFlags(&fss)
+	o.servingCert.addFlags(fss.FlagSet("secure serving"))
 	logsapi.AddFlags(o.logging, fss.FlagSet("logging"))
 	return fss
 }
@@ -275,6 +279,7 @@ func (o *options) validate() []error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, o.server.Validate()...)
+	errs = append(errs, o.servingCert.validate(o.server.SecureServing.ServerCert.CertKey.CertFile)...)
 	return errs
 }
 

@@ -77,7 +77,7 @@ func TestRequestTimeoutAboveQueryTimeout(t *testing.T) {
 	defer ln.Close()
 	o.SecureServing.Listener = ln
 	o.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
-	full, err := o.Config()
+	full, err := o.Config(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapiserver "k8s.io/apiserver/pkg/server"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	utilcompatibility "k8s.io/apiserver/pkg/util/compatibility"
 	cliflag "k8s.io/component-base/cli/flag"
@@ -81,16 +82,22 @@ func (o *Options) Validate() []error {
 	return errs
 }
 
-// Config builds the generic server configuration. Without a serving
-// certificate a self-signed one is generated (only fit for tests: the
-// APIService's caBundle must name a real CA).
-func (o *Options) Config() (*genericapiserver.Config, error) {
-	if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
-		return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+// Config builds the generic server configuration. The serving certificate
+// comes from cert (kmetrics' own, pkg/servingcert) when it is not nil, else
+// from --tls-cert-file; without either a self-signed one is generated (only
+// fit for tests: the APIService's caBundle must name a real CA).
+func (o *Options) Config(cert dynamiccertificates.CertKeyContentProvider) (*genericapiserver.Config, error) {
+	if cert == nil {
+		if err := o.SecureServing.MaybeDefaultWithSelfSignedCerts("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")}); err != nil {
+			return nil, fmt.Errorf("creating self-signed certificates: %w", err)
+		}
 	}
 	cfg := genericapiserver.NewConfig(api.Codecs)
 	if err := o.SecureServing.ApplyTo(&cfg.SecureServing, &cfg.LoopbackClientConfig); err != nil {
 		return nil, err
+	}
+	if cert != nil {
+		cfg.SecureServing.Cert = cert
 	}
 	if !o.DisableAuthForTesting {
 		if err := o.Authentication.ApplyTo(&cfg.Authentication, cfg.SecureServing, nil); err != nil {

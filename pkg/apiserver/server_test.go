@@ -77,7 +77,7 @@ func serve(t testing.TB, index *storage.Index, nodes, pods cache.Indexer, with .
 	o.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
 	o.SecureServing.ServerCert.CertDirectory = t.TempDir()
 	o.DisableAuthForTesting = true
-	cfg, err := o.Config()
+	cfg, err := o.Config(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,5 +292,25 @@ func TestConfigRefused(t *testing.T) {
 		if _, err := New(f.client, f.dyn, cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// Without the shipped Secret, and without the right to create one, the
+// error says what to do.
+func TestMissingSecretNamesTheCause(t *testing.T) {
+	f := newFixture(t)
+	if err := f.client.CoreV1().Secrets(ns).Delete(context.Background(), "kmetrics-serving", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "kmetrics-serving", nil)
+	})
+	c := f.controller(t)
+	err := c.RunOnce(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "may not create it") {
+		t.Errorf("got %v, want an error saying the Secret is missing and cannot be created", err)
+	}
+	if cert, _ := c.CurrentCertKeyContent(); cert != nil {
+		t.Error("serves a certificate nobody stored")
 	}
 }

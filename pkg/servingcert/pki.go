@@ -123,10 +123,11 @@ func parseKey(pemBytes []byte) (crypto.Signer, error) {
 }
 
 // renewalDue is when a certificate is replaced: after two thirds of its
-// life, as cert-manager does by default.
+// life since it was issued (NotBefore is backdated by clockSkew), as
+// cert-manager does by default.
 func renewalDue(c *x509.Certificate) time.Time {
-	life := c.NotAfter.Sub(c.NotBefore)
-	return c.NotBefore.Add(life * 2 / 3)
+	issued := c.NotBefore.Add(clockSkew)
+	return issued.Add(c.NotAfter.Sub(issued) * 2 / 3)
 }
 
 func newCA(now time.Time, validity time.Duration, name string) (*x509.Certificate, crypto.Signer, error) {

@@ -121,7 +121,7 @@ func startKmetrics() (*kmetricsSide, error) {
 	}
 	o.SecureServing.ServerCert.CertDirectory = certs
 	o.DisableAuthForTesting = true
-	cfg, err := o.Config()
+	cfg, err := o.Config(nil)
 	if err != nil {
 		return nil, err
 	}

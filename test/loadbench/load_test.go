@@ -214,7 +214,7 @@ func start(t *testing.T, ctx context.Context, nodes int) *harness {
 	o.SecureServing.BindPort = ln.Addr().(*net.TCPAddr).Port
 	o.SecureServing.ServerCert.CertDirectory = t.TempDir()
 	o.DisableAuthForTesting = true
-	cfg, err := o.Config()
+	cfg, err := o.Config(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
