@@ -80,6 +80,10 @@ install_apt prometheus prometheus
 # A real L4 load balancer in front of the HA pair (the loopback cluster
 # cannot give a Service two endpoints).
 install_apt haproxy haproxy
+# kmetrics' own image run as a container (runc: crun cannot use this host's
+# cgroups; settings in hack/podman/containers.conf).
+install_apt podman podman
+install_apt runc runc
 build_kwok
 build_kubernetes
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

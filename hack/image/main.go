@@ -36,14 +36,15 @@ func main() {
 	version := flag.String("version", "dev", "image version label")
 	source := flag.String("source", "https://github.com/kmetrics/kmetrics", "source label")
 	revision := flag.String("revision", "", "revision label (the commit)")
+	name := flag.String("name", "ghcr.io/kmetrics/kmetrics", "repository the image is named in (podman load names it <name>:<version>)")
 	flag.Parse()
-	if err := run(*out, *version, *source, *revision, flag.Args()); err != nil {
+	if err := run(*out, *name, *version, *source, *revision, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, version, source, revision string, platformBins []string) error {
+func run(out, name, version, source, revision string, platformBins []string) error {
 	if len(platformBins) == 0 {
 		return fmt.Errorf("no platform=binary given")
 	}
@@ -77,7 +78,10 @@ func run(out, version, source, revision string, platformBins []string) error {
 			return fmt.Errorf("%s: %w", platform, err)
 		}
 		index = mutate.AppendManifests(index, mutate.IndexAddendum{
-			Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: osName, Architecture: arch}},
+			Add: img, Descriptor: v1.Descriptor{
+				Platform:    &v1.Platform{OS: osName, Architecture: arch},
+				Annotations: map[string]string{"org.opencontainers.image.ref.name": name + ":" + version},
+			},
 		})
 	}
 	_ = os.RemoveAll(out)
