@@ -2,6 +2,9 @@
 SHELL := /bin/bash
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+# The image's timestamps: the commit's time, so a rebuild is bit for bit.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 FUZZTIME ?= 20s
 
@@ -9,8 +12,11 @@ FUZZTIME ?= 20s
 
 all: build
 
+# Static and path-free, as in the image: `make image` then only relinks
+# what this compiled.
+STATIC   := CGO_ENABLED=0
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o bin/kmetrics ./cmd/kmetrics
+	$(STATIC) $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)" -o bin/kmetrics ./cmd/kmetrics
 
 # Everything CI runs.
 test: lint unit fuzz-short e2e
@@ -41,8 +47,11 @@ fuzz:
 # the query API's answers against Debian's Prometheus on the same data, and
 # a prometheus.yml's scrapes against Prometheus 3.15 (built from the proxy,
 # cached beside the control plane).
+# The image test runs the amd64 image (a relink of what build compiled),
+# built twice (here and in a copy of the tree elsewhere): same digest.
 e2e: build cluster-bins
-	PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	IMAGE_ARCHS=amd64 bash hack/image-reproducible.sh
+	KMETRICS_IMAGE=$(CURDIR)/_output/image.tar HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh
@@ -57,10 +66,10 @@ IMAGE_ARCHS ?= amd64 arm64
 image:
 	@mkdir -p _output
 	@for arch in $(IMAGE_ARCHS); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=$(VERSION)" \
+	  $(STATIC) GOOS=linux GOARCH=$$arch $(GO) build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=$(VERSION)" \
 	    -o _output/kmetrics-linux-$$arch ./cmd/kmetrics || exit 1; done
-	@cd hack/image && SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || echo 0) $(GO) run . -out ../../_output/image \
-	  -version $(VERSION) -revision $$(git rev-parse HEAD 2>/dev/null) $(foreach a,$(IMAGE_ARCHS),linux/$(a)=../../_output/kmetrics-linux-$(a))
+	@cd hack/image && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run . -out ../../_output/image \
+	  -version $(VERSION) -revision "$(REVISION)" $(foreach a,$(IMAGE_ARCHS),linux/$(a)=../../_output/kmetrics-linux-$(a))
 
 # Benchmarks; writes the report to bench.out (figures go to docs/benchmarks.md).
 # The scrape-cycle comparison runs 3 cycles per count: one cycle of 5,000

@@ -1,0 +1,268 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+)
+
+// TestHelmChart checks deploy/helm/kmetrics against the real API server
+// and against the kustomize manifests it must not drift from: with default
+// values it renders exactly deploy/ (replicas: 2 exactly deploy/ha,
+// certManager exactly deploy/with-cert-manager), every value away from its
+// default still passes the server's validation, and a release installs,
+// upgrades (keeping the certificates kmetrics wrote) and uninstalls.
+func TestHelmChart(t *testing.T) {
+	t.Parallel()
+	helm := os.Getenv("HELM_BIN")
+	if helm == "" {
+		t.Fatal("HELM_BIN is not set: run through make e2e (hack/build-helm.sh builds helm)")
+	}
+	chart := filepath.Join(root, "deploy", "helm", "kmetrics")
+	values := filepath.Join(root, "test", "e2e", "testdata", "helm-values.yaml")
+	run := func(t *testing.T, stdin []byte, name string, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(name, args...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.String())
+		}
+		return out
+	}
+
+	t.Run("lint", func(t *testing.T) {
+		run(t, nil, helm, "lint", "--strict", chart)
+		run(t, nil, helm, "lint", "--strict", chart, "-f", values)
+	})
+
+	t.Run("defaults render the kustomize manifests", func(t *testing.T) {
+		for _, c := range []struct {
+			kustomize string
+			set       []string
+		}{
+			{"deploy", nil},
+			{"deploy/ha", []string{"--set", "replicas=2"}},
+			{"deploy/with-cert-manager", []string{"--set", "servingCert.mode=certManager"}},
+		} {
+			want := manifestObjects(t, run(t, nil, "kubectl", "kustomize", filepath.Join(root, c.kustomize)))
+			if len(want) < 15 {
+				t.Fatalf("kubectl kustomize %s gave %d objects", c.kustomize, len(want))
+			}
+			got := manifestObjects(t, run(t, nil, helm, append([]string{"template", "kmetrics", chart, "-n", "kube-system"}, c.set...)...))
+			for _, d := range diffObjects(want, got) {
+				t.Errorf("helm template %v vs kubectl kustomize %s: %s", c.set, c.kustomize, d)
+			}
+		}
+	})
+
+	t.Run("the API server accepts default and non-default renderings", func(t *testing.T) {
+		for _, extra := range [][]string{nil, {"-f", values}} {
+			rendered := run(t, nil, helm, append([]string{"template", "kmetrics", chart, "-n", "kube-system"}, extra...)...)
+			run(t, rendered, "kubectl", "apply", "--dry-run=server", "-f", "-")
+			// Every flag the chart passes is one kmetrics has.
+			for _, obj := range manifestObjects(t, rendered) {
+				if obj["kind"] != "StatefulSet" {
+					continue
+				}
+				args := containerArgs(obj)
+				cmd := exec.Command(filepath.Join(root, "bin", "kmetrics"), append(args, "--version")...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Errorf("values %v: kmetrics refuses the chart's flags %v: %v\n%s", extra, args, err, out)
+				}
+			}
+		}
+	})
+
+	t.Run("install, upgrade, uninstall", func(t *testing.T) {
+		const release, ns = "kmetrics-e2e", "e2e-helm"
+		// The test cluster's APIServices belong to the shared kmetrics:
+		// this release serves the groups without registering them.
+		run(t, nil, helm, "install", release, chart, "-n", ns, "--create-namespace", "--set", "apiServices.register=false")
+		defer func() { _, _ = kubectl("delete", "namespace", ns, "--wait=false") }()
+		installed := manifestObjects(t, run(t, nil, helm, "get", "manifest", release, "-n", ns))
+
+		// The release's objects are the kustomize manifests' (but the
+		// APIServices), named after the release in its namespace.
+		rename := func(kind, namespace, name string) string {
+			if name == "system:aggregated-metrics-reader" {
+				name = "system:" + release + ":aggregated-metrics-reader"
+			} else {
+				name = strings.Replace(name, "kmetrics", release, 1)
+			}
+			if namespace == "kube-system" && !(kind == "RoleBinding" && strings.HasSuffix(name, "-auth-reader")) {
+				namespace = ns
+			}
+			return kind + " " + namespace + "/" + name
+		}
+		var want, got []string
+		kustomized := manifestObjects(t, run(t, nil, "kubectl", "kustomize", filepath.Join(root, "deploy")))
+		for _, obj := range kustomized {
+			if kind, ns, name := objectKey(obj); kind != "APIService" {
+				want = append(want, rename(kind, ns, name))
+			}
+		}
+		for key, obj := range installed {
+			kind, namespace, name := objectKey(obj)
+			got = append(got, kind+" "+namespace+"/"+name)
+			args := []string{"get", strings.ToLower(kind), name, "-o", "name"}
+			if namespace != "" {
+				args = append(args, "-n", namespace)
+			}
+			if _, err := kubectl(args...); err != nil {
+				t.Errorf("%s: rendered but not in the cluster: %v", key, err)
+			}
+		}
+		sort.Strings(want)
+		sort.Strings(got)
+		if !reflect.DeepEqual(want, got) {
+			t.Errorf("installed objects differ from the kustomize manifests':\n want %v\n got  %v", want, got)
+		}
+		for key, obj := range kustomized {
+			if obj["kind"] != "StatefulSet" {
+				continue
+			}
+			var wantArgs []string
+			for _, a := range containerArgs(obj) {
+				wantArgs = append(wantArgs, strings.Replace(a, "=kmetrics", "="+release, 1))
+			}
+			live := manifestObjects(t, run(t, nil, "kubectl", "get", "statefulset", release, "-n", ns, "-o", "json"))
+			for _, obj := range live {
+				if got := containerArgs(obj); !reflect.DeepEqual(got, wantArgs) {
+					t.Errorf("%s: the release runs kmetrics with %v, the manifests with %v", key, got, wantArgs)
+				}
+			}
+		}
+
+		// What kmetrics writes into its Secret survives an upgrade.
+		mustKubectl(t, "-n", ns, "patch", "secret", release+"-serving", "--type=merge", "-p", `{"data":{"ca.crt":"a2VwdA=="}}`)
+		run(t, nil, helm, "upgrade", release, chart, "-n", ns, "--set", "apiServices.register=false", "--set", "metricResolution=30s")
+		if got := mustKubectl(t, "-n", ns, "get", "secret", release+"-serving", "-o", `jsonpath={.data.ca\.crt}`); got != "a2VwdA==" {
+			t.Errorf("helm upgrade blanked the serving certificate Secret (ca.crt %q)", got)
+		}
+		if args := mustKubectl(t, "-n", ns, "get", "statefulset", release, "-o", "jsonpath={.spec.template.spec.containers[0].args}"); !strings.Contains(args, "--metric-resolution=30s") {
+			t.Errorf("upgrade not applied: %s", args)
+		}
+
+		run(t, nil, helm, "uninstall", release, "-n", ns)
+		for _, obj := range installed {
+			kind, namespace, name := objectKey(obj)
+			args := []string{"get", strings.ToLower(kind), name, "--ignore-not-found", "-o", "name"}
+			if namespace != "" {
+				args = append(args, "-n", namespace)
+			}
+			if out, _ := kubectl(args...); strings.TrimSpace(out) != "" {
+				t.Errorf("%s %s/%s left behind by helm uninstall", kind, namespace, name)
+			}
+		}
+	})
+}
+
+// helmLabels are the labels the chart adds to the manifests' own.
+var helmLabels = map[string]bool{"app.kubernetes.io/instance": true, "app.kubernetes.io/managed-by": true,
+	"app.kubernetes.io/version": true, "helm.sh/chart": true}
+
+// manifestObjects parses YAML or JSON objects by
+// "kind namespace/name", the chart's own labels removed.
+func manifestObjects(t *testing.T, raw []byte) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 1<<20)
+	for {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err == io.EOF {
+			return out
+		} else if err != nil {
+			t.Fatalf("parsing manifests: %v", err)
+		}
+		if obj == nil {
+			continue
+		}
+		obj = stripLabels(obj).(map[string]any)
+		kind, ns, name := objectKey(obj)
+		out[kind+" "+ns+"/"+name] = obj
+	}
+}
+
+func stripLabels(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := map[string]any{}
+		for k, e := range v {
+			if !helmLabels[k] {
+				m[k] = stripLabels(e)
+			}
+		}
+		return m
+	case []any:
+		for i := range v {
+			v[i] = stripLabels(v[i])
+		}
+	}
+	return v
+}
+
+func objectKey(obj map[string]any) (kind, namespace, name string) {
+	meta, _ := obj["metadata"].(map[string]any)
+	kind, _ = obj["kind"].(string)
+	namespace, _ = meta["namespace"].(string)
+	name, _ = meta["name"].(string)
+	return kind, namespace, name
+}
+
+func containerArgs(obj map[string]any) []string {
+	var sts struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					Containers []struct {
+						Args []string `json:"args"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	b, _ := json.Marshal(obj)
+	_ = json.Unmarshal(b, &sts)
+	if len(sts.Spec.Template.Spec.Containers) == 0 {
+		return nil
+	}
+	return sts.Spec.Template.Spec.Containers[0].Args
+}
+
+// diffObjects names what differs between two object sets.
+func diffObjects(want, got map[string]map[string]any) []string {
+	var diffs []string
+	for key, w := range want {
+		g, ok := got[key]
+		switch {
+		case !ok:
+			diffs = append(diffs, key+": missing")
+		case !reflect.DeepEqual(w, g):
+			wj, _ := json.Marshal(w)
+			gj, _ := json.Marshal(g)
+			diffs = append(diffs, fmt.Sprintf("%s differs:\n want %s\n got  %s", key, wj, gj))
+		}
+	}
+	for key := range got {
+		if _, ok := want[key]; !ok {
+			diffs = append(diffs, key+": not in the manifests")
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
