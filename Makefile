@@ -48,9 +48,11 @@ fuzz:
 # a prometheus.yml's scrapes against Prometheus 3.15 (built from the proxy,
 # cached beside the control plane).
 # The image test runs the amd64 image (a relink of what build compiled),
-# built twice (here and in a copy of the tree elsewhere): same digest.
+# built twice (here and in a copy of the tree elsewhere): same digest; and
+# the archive pushed with skopeo keeps its digest (hack/image's test).
 e2e: build cluster-bins
 	IMAGE_ARCHS=amd64 bash hack/image-reproducible.sh
+	cd hack/image && $(GO) test -count=1 ./...
 	KMETRICS_IMAGE=$(CURDIR)/_output/image.tar HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:

@@ -84,6 +84,8 @@ install_apt haproxy haproxy
 # cgroups; settings in hack/podman/containers.conf).
 install_apt podman podman
 install_apt runc runc
+# What the README publishes the image with (skopeo copy --all).
+install_apt skopeo skopeo
 build_kwok
 build_kubernetes
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

@@ -13,6 +13,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -78,14 +79,24 @@ func run(out, name, version, source, revision string, platformBins []string) err
 			return fmt.Errorf("%s: %w", platform, err)
 		}
 		index = mutate.AppendManifests(index, mutate.IndexAddendum{
-			Add: img, Descriptor: v1.Descriptor{
-				Platform:    &v1.Platform{OS: osName, Architecture: arch},
-				Annotations: map[string]string{"org.opencontainers.image.ref.name": name + ":" + version},
-			},
+			Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: osName, Architecture: arch}},
 		})
 	}
+	index, err := withoutArtifactTypes(index)
+	if err != nil {
+		return err
+	}
 	_ = os.RemoveAll(out)
-	if _, err := layout.Write(out, index); err != nil {
+	// The layout's index.json names one thing, the multi-platform index:
+	// skopeo copy --all and podman load take it by that name (and pick
+	// their platform from it).
+	p, err := layout.Write(out, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := p.AppendIndex(index, layout.WithAnnotations(map[string]string{
+		"org.opencontainers.image.ref.name": name + ":" + version,
+	})); err != nil {
 		return err
 	}
 	if err := archive(out, out+".tar", created); err != nil {
@@ -177,4 +188,45 @@ func archive(dir, path string, created time.Time) error {
 		}
 	}
 	return tw.Close()
+}
+
+// withoutArtifactTypes drops the artifactType go-containerregistry writes
+// into the index's descriptors of plain images: older tools (Debian's
+// skopeo) do not know the field and re-encode the index without it when
+// they push, so the registry would hold another digest than the one
+// printed.
+func withoutArtifactTypes(ii v1.ImageIndex) (v1.ImageIndex, error) {
+	m, err := ii.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	m = m.DeepCopy()
+	for i := range m.Manifests {
+		m.Manifests[i].ArtifactType = ""
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return &rawIndex{inner: ii, raw: raw, manifest: m}, nil
+}
+
+// rawIndex is an index whose manifest bytes are given.
+type rawIndex struct {
+	inner    v1.ImageIndex
+	raw      []byte
+	manifest *v1.IndexManifest
+}
+
+var _ v1.ImageIndex = (*rawIndex)(nil)
+
+func (r *rawIndex) MediaType() (types.MediaType, error)         { return r.manifest.MediaType, nil }
+func (r *rawIndex) Image(h v1.Hash) (v1.Image, error)           { return r.inner.Image(h) }
+func (r *rawIndex) ImageIndex(h v1.Hash) (v1.ImageIndex, error) { return r.inner.ImageIndex(h) }
+func (r *rawIndex) RawManifest() ([]byte, error)                { return r.raw, nil }
+func (r *rawIndex) IndexManifest() (*v1.IndexManifest, error)   { return r.manifest, nil }
+func (r *rawIndex) Size() (int64, error)                        { return int64(len(r.raw)), nil }
+func (r *rawIndex) Digest() (v1.Hash, error) {
+	h, _, err := v1.SHA256(bytes.NewReader(r.raw))
+	return h, err
 }
