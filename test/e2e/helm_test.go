@@ -48,6 +48,12 @@ func TestHelmChart(t *testing.T) {
 	t.Run("lint", func(t *testing.T) {
 		run(t, nil, helm, "lint", "--strict", chart)
 		run(t, nil, helm, "lint", "--strict", chart, "-f", values)
+		// A mistyped mode is refused with the reason, not rendered as
+		// something else.
+		out, err := exec.Command(helm, "template", "kmetrics", chart, "--set", "servingCert.mode=selfmanaged").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "servingCert.mode must be selfManaged or certManager") {
+			t.Errorf("servingCert.mode=selfmanaged: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("defaults render the kustomize manifests", func(t *testing.T) {
