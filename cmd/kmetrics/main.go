@@ -204,7 +204,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := o.server.Config(certProvider(servingCert))
+	cfg, err := o.server.Config(servingCert)
 	if err != nil {
 		return err
 	}

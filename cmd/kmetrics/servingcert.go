@@ -67,7 +67,7 @@ const servingCertNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/
 // certificate in hand (nil without --serving-cert.secret). kmetrics cannot
 // serve without one: after two minutes of failing it exits, and the
 // restart shows in the pod's status.
-func newServingCert(ctx context.Context, s servingCertOptions, restConfig *rest.Config, client kubernetes.Interface) (*servingcert.Controller, error) {
+func newServingCert(ctx context.Context, s servingCertOptions, restConfig *rest.Config, client kubernetes.Interface) (dynamiccertificates.CertKeyContentProvider, error) {
 	if s.secret == "" {
 		return nil, nil
 	}
@@ -97,12 +97,4 @@ func newServingCert(ctx context.Context, s servingCertOptions, restConfig *rest.
 	}
 	klog.InfoS("Serving with the self-managed certificate", "secret", c.Name())
 	return c, nil
-}
-
-// certProvider keeps a nil controller a nil interface.
-func certProvider(c *servingcert.Controller) dynamiccertificates.CertKeyContentProvider {
-	if c == nil {
-		return nil
-	}
-	return c
 }

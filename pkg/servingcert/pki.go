@@ -193,6 +193,16 @@ func (p *pki) signedByNewest() bool {
 	return p.leaf.CheckSignatureFrom(p.ca()) == nil
 }
 
+// trusted tells whether some CA of the bundle signed the leaf.
+func (p *pki) trusted() bool {
+	for _, c := range p.cas {
+		if p.leaf.CheckSignatureFrom(c) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // covers tells whether the leaf names exactly dnsNames.
 func (p *pki) covers(dnsNames []string) bool {
 	return slices.Equal(p.leaf.DNSNames, dnsNames)

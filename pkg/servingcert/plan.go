@@ -65,13 +65,3 @@ func (pol policy) plan(now time.Time, cur *pki) (*pki, string, error) {
 	}
 	return next, reason, nil
 }
-
-// trusted tells whether some CA of the bundle signed the leaf.
-func (p *pki) trusted() bool {
-	for _, c := range p.cas {
-		if p.leaf.CheckSignatureFrom(c) == nil {
-			return true
-		}
-	}
-	return false
-}
