@@ -22,10 +22,16 @@ install_apt() { # install_apt <command> <package>
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
 
+# The control plane and the one real node's kubelet, each cached by version;
+# whatever is missing is built in one `go build` (they share most packages).
+K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet"
 build_kubernetes() {
-  local marker=$BIN/.kubernetes-$K8S_VERSION
-  if [ -f "$marker" ] && [ -x "$BIN/kube-apiserver" ]; then return 0; fi
-  log "building Kubernetes $K8S_VERSION control plane from the Go module proxy (cold: ~10 min)"
+  local missing="" c
+  for c in $K8S_BINARIES; do
+    [ -f "$BIN/.$c-$K8S_VERSION" ] && [ -x "$BIN/$c" ] || missing="$missing $c"
+  done
+  [ -z "$missing" ] && return 0
+  log "building Kubernetes $K8S_VERSION:$missing from the Go module proxy (cold: ~12 min)"
   local work; work=$(mktemp -d)
   (
     cd "$work"
@@ -38,28 +44,20 @@ build_kubernetes() {
     grep -E '^\s*k8s.io/[^ ]+ => ./staging/' "$gomod" | awk '{print $1}' | while read -r m; do
       go mod edit -replace="$m=$m@$staging_version"
     done
-    cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-)
-GO
+    { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
+      for c in $K8S_BINARIES; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
+      echo ')'; } > tools.go
     go mod tidy -e >/dev/null 2>&1 || true
     local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
     local vpkg=k8s.io/component-base/version
     local ld="-s -w -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor"
-    for c in kube-apiserver kube-controller-manager kube-scheduler; do
-      log "  go build $c"
-      go build -ldflags "$ld" -o "$BIN/$c" "k8s.io/kubernetes/cmd/$c"
-    done
+    local pkgs=""
+    for c in $missing; do pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; done
+    # shellcheck disable=SC2086 # one word per package
+    go build -ldflags "$ld" -o "$BIN/" $pkgs
   )
   rm -rf "$work"
-  touch "$marker"
+  for c in $missing; do touch "$BIN/.$c-$K8S_VERSION"; done
 }
 
 build_kwok() {
@@ -86,6 +84,9 @@ install_apt podman podman
 install_apt runc runc
 # What the README publishes the image with (skopeo copy --all).
 install_apt skopeo skopeo
+# The one real node (test/e2e, TestRealKubelet): containerd runs its
+# containers (runc, installed above); ctr imports the locally built images.
+install_apt containerd containerd
 build_kwok
 build_kubernetes
 log "ready: $(ls "$BIN" | tr '\n' ' ')"

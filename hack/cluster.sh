@@ -36,73 +36,16 @@ log() { echo "[cluster] $*" >&2; }
 die() { echo "[cluster] ERROR: $*" >&2; exit 1; }
 kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
 
-# alive PIDFILE: the process runs and is not a zombie.
-alive() {
-  local pid; pid=$(cat "$1" 2>/dev/null) || return 1
-  [ -r "/proc/$pid/stat" ] || return 1
-  local st; st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [ "$st" != "Z" ] && [ "$st" != "X" ]
-}
-
-# start NAME CMD...: runs CMD in the background, logs to $LOGS/NAME.log.
-start() {
-  local name=$1; shift
-  if alive "$PIDS/$name.pid"; then return 0; fi
-  # etcd reads ETCD_* variables and exits on a conflict with its flags.
-  env $(env | awk -F= '/^ETCD_/{print "-u " $1}') setsid "$@" >"$LOGS/$name.log" 2>&1 < /dev/null &
-  echo $! > "$PIDS/$name.pid"
-}
-
-stop() {
-  local f=$PIDS/$1.pid
-  [ -f "$f" ] || return 0
-  local pid; pid=$(cat "$f")
-  if alive "$f"; then
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do alive "$f" || break; sleep 0.1; done
-    alive "$f" && kill -9 "$pid" 2>/dev/null || true
-  fi
-  rm -f "$f"
-}
-
-# wait_for WHAT SECONDS LOGNAME CMD...: polls CMD until it succeeds.
-wait_for() {
-  local what=$1 secs=$2 logname=$3; shift 3
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if [ -n "$logname" ] && ! alive "$PIDS/$logname.pid"; then
-      die "$logname exited while waiting for $what; its log: $LOGS/$logname.log
-$(tail -n 15 "$LOGS/$logname.log" 2>/dev/null)"
-    fi
-    [ $SECONDS -lt $deadline ] || die "timed out after ${secs}s waiting for $what (log: $LOGS/${logname:-?}.log)"
-    sleep 0.5
-  done
-}
+# shellcheck source=hack/lib.sh
+source "$ROOT/hack/lib.sh"
 
 node_ip() { echo "$NODE_NET.$(($1 + 1))"; }
 node_name() { echo "kwok-node-$1"; }
 
-gen_key() { openssl ecparam -name prime256v1 -genkey -noout -out "$1" 2>/dev/null; }
-
-gen_ca() { # gen_ca NAME CN
-  gen_key "$CERTS/$1.key"
-  openssl req -x509 -new -key "$CERTS/$1.key" -subj "/CN=$2" -days 3650 -out "$CERTS/$1.crt" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
-}
+gen_ca() { self_signed_ca "$CERTS/$1" "$2" 3650; } # gen_ca NAME CN
 
 gen_cert() { # gen_cert NAME CA SUBJECT [SANS]
-  local name=$1 ca=$2 subj=$3 sans=${4:-}
-  gen_key "$CERTS/$name.key"
-  openssl req -new -key "$CERTS/$name.key" -subj "$subj" -out "$CERTS/$name.csr" 2>/dev/null
-  {
-    echo "basicConstraints=CA:FALSE"
-    echo "keyUsage=critical,digitalSignature,keyEncipherment"
-    echo "extendedKeyUsage=serverAuth,clientAuth"
-    [ -n "$sans" ] && echo "subjectAltName=$sans"
-  } > "$CERTS/$name.ext"
-  openssl x509 -req -in "$CERTS/$name.csr" -CA "$CERTS/$ca.crt" -CAkey "$CERTS/$ca.key" -CAcreateserial \
-    -days 3650 -extfile "$CERTS/$name.ext" -out "$CERTS/$name.crt" 2>/dev/null
-  rm -f "$CERTS/$name.csr" "$CERTS/$name.ext"
+  sign_cert "$CERTS/$1" "$CERTS/$2" "$3" serverAuth,clientAuth 3650 "${4:-}"
 }
 
 certs() {
@@ -127,15 +70,7 @@ certs() {
   touch "$CERTS/.done"
 }
 
-kubeconfig_admin() {
-  local k=$KUBECONFIG_ADMIN
-  kubectl config set-cluster local --server="https://127.0.0.1:$APISERVER_PORT" \
-    --certificate-authority="$CERTS/ca.crt" --embed-certs=true --kubeconfig="$k" >/dev/null
-  kubectl config set-credentials admin --client-certificate="$CERTS/admin.crt" \
-    --client-key="$CERTS/admin.key" --embed-certs=true --kubeconfig="$k" >/dev/null
-  kubectl config set-context local --cluster=local --user=admin --kubeconfig="$k" >/dev/null
-  kubectl config use-context local --kubeconfig="$k" >/dev/null
-}
+kubeconfig_admin() { client_kubeconfig "$KUBECONFIG_ADMIN" admin "$CERTS/admin"; }
 
 start_control_plane() {
   mkdir -p "$ETCD_DATA"
@@ -291,6 +226,8 @@ YAML
 
 down() {
   local f
+  # A real node's containers outlive its kubelet: stop them first.
+  KMETRICS_STATE=$STATE KMETRICS_APISERVER_PORT=$APISERVER_PORT bash "$ROOT/hack/real-node.sh" down || true
   for f in "$PIDS"/*.pid; do [ -e "$f" ] && stop "$(basename "$f" .pid)"; done
   rm -rf "$ETCD_DATA" "$STATE"
   log "down"

@@ -38,14 +38,15 @@ func main() {
 	source := flag.String("source", "https://github.com/kmetrics/kmetrics", "source label")
 	revision := flag.String("revision", "", "revision label (the commit)")
 	name := flag.String("name", "ghcr.io/kmetrics/kmetrics", "repository the image is named in (podman load names it <name>:<version>)")
+	file := flag.String("file", "kmetrics", "the binary's name in the image, /<file>, its entrypoint (the e2e suite's real node builds its workload image with another)")
 	flag.Parse()
-	if err := run(*out, *name, *version, *source, *revision, flag.Args()); err != nil {
+	if err := run(*out, *name, *version, *source, *revision, *file, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, name, version, source, revision string, platformBins []string) error {
+func run(out, name, version, source, revision, file string, platformBins []string) error {
 	if len(platformBins) == 0 {
 		return fmt.Errorf("no platform=binary given")
 	}
@@ -58,7 +59,7 @@ func run(out, name, version, source, revision string, platformBins []string) err
 		created = time.Unix(sec, 0).UTC()
 	}
 	labels := map[string]string{
-		"org.opencontainers.image.title":    "kmetrics",
+		"org.opencontainers.image.title":    file,
 		"org.opencontainers.image.version":  version,
 		"org.opencontainers.image.source":   source,
 		"org.opencontainers.image.revision": revision,
@@ -74,7 +75,7 @@ func run(out, name, version, source, revision string, platformBins []string) err
 		if !ok || !ok2 {
 			return fmt.Errorf("%q: want os/arch=binary", pb)
 		}
-		img, err := image(bin, osName, arch, created, labels)
+		img, err := image(bin, file, osName, arch, created, labels)
 		if err != nil {
 			return fmt.Errorf("%s: %w", platform, err)
 		}
@@ -110,15 +111,15 @@ func run(out, name, version, source, revision string, platformBins []string) err
 	return nil
 }
 
-// image is one platform's image: a single layer holding /kmetrics.
-func image(bin, osName, arch string, created time.Time, labels map[string]string) (v1.Image, error) {
+// image is one platform's image: a single layer holding /<file>.
+func image(bin, file, osName, arch string, created time.Time, labels map[string]string) (v1.Image, error) {
 	content, err := os.ReadFile(bin)
 	if err != nil {
 		return nil, err
 	}
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
-	if err := tw.WriteHeader(&tar.Header{Name: "kmetrics", Mode: 0o555, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+	if err := tw.WriteHeader(&tar.Header{Name: file, Mode: 0o555, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 		return nil, err
 	}
 	if _, err := tw.Write(content); err != nil {
@@ -144,10 +145,10 @@ func image(bin, osName, arch string, created time.Time, labels map[string]string
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture, cfg.Created = osName, arch, v1.Time{Time: created}
-	cfg.Config.Entrypoint = []string{"/kmetrics"}
+	cfg.Config.Entrypoint = []string{"/" + file}
 	cfg.Config.User = "65534:65534"
 	cfg.Config.Labels = labels
-	cfg.History = []v1.History{{Created: v1.Time{Time: created}, CreatedBy: "hack/image: /kmetrics (static, CGO_ENABLED=0)"}}
+	cfg.History = []v1.History{{Created: v1.Time{Time: created}, CreatedBy: "hack/image: /" + file + " (static, CGO_ENABLED=0)"}}
 	img, err = mutate.ConfigFile(img, cfg)
 	if err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func TestArchivePushesWithItsDigest(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1764633600")
 	build := func(out string) string {
 		t.Helper()
-		if err := run(out, "ghcr.io/kmetrics/kmetrics", "v0.0.0-test", "https://github.com/kmetrics/kmetrics", "abc",
+		if err := run(out, "ghcr.io/kmetrics/kmetrics", "v0.0.0-test", "https://github.com/kmetrics/kmetrics", "abc", "kmetrics",
 			[]string{"linux/arm64=" + bin, "linux/amd64=" + bin}); err != nil {
 			t.Fatal(err)
 		}

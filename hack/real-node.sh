@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# One real node beside the kwok nodes of a cluster hack/cluster.sh brought
+# up: Debian's containerd (runc, cgroupfs) and kubelet $K8S_VERSION built
+# from the Go proxy, host-network pods, a serving certificate signed by the
+# cluster CA, webhook authentication and authorization against the API
+# server. Its pause and workload images are built here (no registry).
+#
+#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger] | env
+#
+# restart-kubelet stranger serves a certificate from a CA nobody trusts
+# (what a node with a wrong CA looks like to kmetrics); cluster goes back.
+# Settings (environment): KMETRICS_STATE (the cluster's state dir),
+# KMETRICS_APISERVER_PORT, KMETRICS_REAL_NODE_IP (default: this machine's
+# first global IPv4 address: the kubelet refuses a loopback node IP).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${KMETRICS_STATE:?KMETRICS_STATE: the cluster state directory}
+APISERVER_PORT=${KMETRICS_APISERVER_PORT:-6443}
+CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
+BIN=$CACHE/bin
+NODE=real-node
+NODE_IP=${KMETRICS_REAL_NODE_IP:-$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')}
+# The image kubelet 1.33 and containerd run as every pod's sandbox.
+PAUSE_IMAGE=registry.k8s.io/pause:3.10
+WORKLOAD_IMAGE=kmetrics.local/workload:e2e
+
+D=$STATE/real-node
+CERTS=$STATE/certs
+LOGS=$STATE/logs
+PIDS=$STATE/pids
+SOCK=$D/run/containerd.sock
+KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
+
+log() { echo "[real-node] $*" >&2; }
+die() { echo "[real-node] ERROR: $*" >&2; exit 1; }
+kc() { kubectl --kubeconfig "$KUBECONFIG_ADMIN" "$@"; }
+ctr_() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
+
+# shellcheck source=hack/lib.sh
+source "$ROOT/hack/lib.sh"
+
+pki() {
+  [ -f "$D/pki/.done" ] && return 0
+  mkdir -p "$D/pki"
+  local sans="IP:$NODE_IP,DNS:$NODE"
+  # What a kubelet's serving certificate is after serverTLSBootstrap: the cluster CA's.
+  sign_cert "$D/pki/serving" "$CERTS/ca" "/O=system:nodes/CN=system:node:$NODE" serverAuth 30 "$sans"
+  # The kubelet's client identity towards the API server.
+  sign_cert "$D/pki/client" "$CERTS/ca" "/O=system:nodes/CN=system:node:$NODE" clientAuth 30
+  # A CA no one trusts, and a serving certificate from it.
+  self_signed_ca "$D/pki/stranger-ca" stranger-ca 30
+  sign_cert "$D/pki/stranger-serving" "$D/pki/stranger-ca" "/CN=system:node:$NODE" serverAuth 30 "$sans"
+  touch "$D/pki/.done"
+}
+
+# images builds the workload binary (test/internal/workload: pause when run
+# without arguments) into one image and imports it under both names.
+images() {
+  mkdir -p "$D/image"
+  (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$D/image/workload" ./test/internal/workload)
+  (cd "$ROOT/hack/image" && CGO_ENABLED=0 go run -trimpath . -file workload -name kmetrics.local/workload -version e2e \
+    -out "$D/image/oci" "linux/$(go env GOARCH)=$D/image/workload" >/dev/null)
+  ctr_ images import --base-name kmetrics.local/workload "$D/image/oci.tar" >/dev/null
+  local ref; ref=$(ctr_ images ls -q | grep -m1 '^kmetrics.local/workload') || die "import named no image: $(ctr_ images ls -q)"
+  [ "$ref" = "$WORKLOAD_IMAGE" ] || ctr_ images tag --force "$ref" "$WORKLOAD_IMAGE" >/dev/null
+  ctr_ images tag --force "$WORKLOAD_IMAGE" "$PAUSE_IMAGE" >/dev/null
+}
+
+containerd_up() {
+  mkdir -p "$D/containerd" "$D/run" "$D/cni/net.d" "$D/opt"
+  # The loopback plugin alone: host-network pods need no more, and with a
+  # network configured the runtime reports NetworkReady (the node Ready).
+  cat > "$D/cni/net.d/10-loopback.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "loopback", "plugins": [{"type": "loopback"}]}
+JSON
+  cat > "$D/containerd.toml" <<TOML
+version = 2
+root = "$D/containerd/root"
+state = "$D/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs"]
+[grpc]
+  address = "$SOCK"
+[ttrpc]
+  address = "$D/run/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$D/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  # This sandbox denies a negative oom_score_adj (the kubelet asks for
+  # -997 for Guaranteed pods): clamp instead of failing the container.
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "${KMETRICS_REAL_NODE_SNAPSHOTTER:-overlayfs}"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$D/cni/net.d"
+TOML
+  start containerd containerd --config "$D/containerd.toml"
+  wait_for "containerd" 30 containerd ctr --address "$SOCK" version
+}
+
+kubelet_config() { # kubelet_config cluster|stranger
+  local cert=serving
+  [ "$1" = stranger ] && cert=stranger-serving
+  client_kubeconfig "$D/kubelet.kubeconfig" kubelet "$D/pki/client"
+  cat > "$D/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+healthzBindAddress: 127.0.0.1
+healthzPort: 0
+tlsCertFile: $D/pki/$cert.crt
+tlsPrivateKeyFile: $D/pki/$cert.key
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true, cacheTTL: 10s}
+  x509: {clientCAFile: $CERTS/ca.crt}
+authorization:
+  mode: Webhook
+  webhook: {cacheAuthorizedTTL: 10s, cacheUnauthorizedTTL: 5s}
+cgroupDriver: cgroupfs
+# This host has cgroup v1 (hybrid); kubelet 1.33 warns, later ones refuse.
+failCgroupV1: false
+failSwapOn: false
+oomScoreAdj: 0
+containerRuntimeEndpoint: unix://$SOCK
+podLogsDir: $D/pod-logs
+staticPodPath: ""
+resolvConf: ""
+syncFrequency: 10s
+fileCheckFrequency: 10s
+nodeStatusUpdateFrequency: 10s
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: 1Mi, nodefs.available: 1%, imagefs.available: 1%}
+# Only pods that ask for the real node land on it.
+registerWithTaints:
+- {key: kmetrics.dev/real-node, effect: NoSchedule}
+YAML
+}
+
+kubelet_up() {
+  start kubelet "$BIN/kubelet" --config "$D/kubelet.yaml" --kubeconfig "$D/kubelet.kubeconfig" \
+    --hostname-override "$NODE" --node-ip "$NODE_IP" --root-dir "$D/kubelet" \
+    --node-labels "kmetrics.dev/real-node=true" --v 2 \
+    --containerd "$SOCK" # cAdvisor's own containerd client: without it, no container-level cAdvisor series
+  wait_for "node $NODE Ready" 120 kubelet kc wait --for=condition=Ready "node/$NODE" --timeout=1s
+}
+
+up() {
+  [ -x "$BIN/kubelet" ] || bash "$ROOT/hack/build-cluster-bins.sh"
+  [ -n "$NODE_IP" ] || die "no global IPv4 address for the node (KMETRICS_REAL_NODE_IP)"
+  mkdir -p "$D" "$LOGS" "$PIDS"
+  pki
+  # RBAC only (no Node authorizer in this control plane): the node's own role.
+  kc create clusterrolebinding "kmetrics-e2e:$NODE" --clusterrole system:node --user "system:node:$NODE" \
+    --dry-run=client -o yaml | kc apply -f - >/dev/null
+  containerd_up
+  images
+  kubelet_config cluster
+  kubelet_up
+  log "up: node $NODE at https://$NODE_IP:10250"
+}
+
+restart_kubelet() {
+  stop kubelet
+  kubelet_config "${1:-cluster}"
+  kubelet_up
+}
+
+# down stops every container (the shims outlive containerd), then the
+# kubelet and containerd, and removes the node, its cgroups and state.
+down() {
+  [ -d "$D" ] || return 0
+  stop kubelet
+  if alive "$PIDS/containerd.pid"; then
+    local c
+    for c in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s SIGKILL "$c" >/dev/null 2>&1 || true; done
+    sleep 1
+    for c in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete -f "$c" >/dev/null 2>&1 || true; done
+    for c in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$c" >/dev/null 2>&1 || true; done
+  fi
+  stop containerd
+  pkill -9 -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
+  kc delete node "$NODE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  # Mounts under the state (rootfs, pod volumes), deepest first.
+  awk -v d="$D" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
+  # The pods' cgroups, deepest first (empty once their processes are gone).
+  local sub
+  for sub in /sys/fs/cgroup/*/kubepods; do
+    [ -d "$sub" ] && find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  rm -rf "$D"
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  restart-kubelet) restart_kubelet "${2:-cluster}" ;;
+  env)
+    echo "REAL_NODE=$NODE"
+    echo "REAL_NODE_IP=$NODE_IP"
+    echo "REAL_NODE_DIR=$D"
+    echo "REAL_NODE_STRANGER_CA=$D/pki/stranger-ca.crt"
+    echo "REAL_NODE_WORKLOAD_IMAGE=$WORKLOAD_IMAGE"
+    ;;
+  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger]|env" >&2; exit 2 ;;
+esac
