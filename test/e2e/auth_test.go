@@ -155,17 +155,24 @@ func TestDeployManifests(t *testing.T) {
 // Service name) and presents cert, if any.
 func kmetricsTLS(t *testing.T, cert *tls.Certificate) *tls.Config {
 	t.Helper()
+	cfg := &tls.Config{RootCAs: clusterCAPool(t), ServerName: "kmetrics.kube-system.svc"}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return cfg
+}
+
+// clusterCAPool trusts the cluster CA (kmetrics', the kubelets' serving
+// certificates are signed by it).
+func clusterCAPool(t *testing.T) *x509.CertPool {
+	t.Helper()
 	ca, err := os.ReadFile(filepath.Join(state, "certs", "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
-	cfg := &tls.Config{RootCAs: pool, ServerName: "kmetrics.kube-system.svc"}
-	if cert != nil {
-		cfg.Certificates = []tls.Certificate{*cert}
-	}
-	return cfg
+	return pool
 }
 
 func adminCert(t *testing.T) tls.Certificate {

@@ -33,9 +33,16 @@ func TestHPAScalesOnCPU(t *testing.T) {
 	mustKubectl(t, "-n", ns, "annotate", "pods", "-l", "app=app", "kwok.x-k8s.io/usage-cpu=10m", "--overwrite")
 	eventually(t, 3*time.Minute, "the HPA scales down to 1", replicasOf(ns, "app", "1"))
 
+	rescaledWithoutFailures(t, ns, 4, 1)
+}
+
+// rescaledWithoutFailures checks the HPA events of ns: a rescale to up and
+// one back to down, and never a FailedGetResourceMetric.
+func rescaledWithoutFailures(t *testing.T, ns string, up, down int) {
+	t.Helper()
 	events := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=SuccessfulRescale",
 		"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}")
-	if !strings.Contains(events, "New size: 4") || !strings.Contains(events, "New size: 1") {
+	if !strings.Contains(events, fmt.Sprintf("New size: %d", up)) || !strings.Contains(events, fmt.Sprintf("New size: %d", down)) {
 		t.Fatalf("rescale events lack the way up and down:\n%s", events)
 	}
 	if failed := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason=FailedGetResourceMetric",
