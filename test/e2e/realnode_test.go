@@ -25,7 +25,11 @@ const realNS = "e2e-real"
 
 // realNode is the real kubelet hack/real-node.sh runs beside the kwok nodes.
 type realNode struct {
-	name, ip, dir, strangerCA string
+	name, ip, dir string
+	// client reads the kubelet directly as the cluster admin (x509, which
+	// the kubelet authenticates against the cluster CA and authorizes with
+	// a SubjectAccessReview), verifying its certificate.
+	client *http.Client
 }
 
 // realNodeScript runs hack/real-node.sh against the suite's cluster.
@@ -63,18 +67,15 @@ func startRealNode(t *testing.T) *realNode {
 			env[k] = v
 		}
 	}
-	return &realNode{name: env["REAL_NODE"], ip: env["REAL_NODE_IP"], dir: env["REAL_NODE_DIR"], strangerCA: env["REAL_NODE_STRANGER_CA"]}
+	admin := adminCert(t)
+	return &realNode{name: env["REAL_NODE"], ip: env["REAL_NODE_IP"], dir: env["REAL_NODE_DIR"],
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: clusterCAPool(t), Certificates: []tls.Certificate{admin}}}}}
 }
 
-// get reads one of the kubelet's paths directly, as the cluster admin
-// (x509, which the kubelet authenticates against the cluster CA and
-// authorizes with a SubjectAccessReview), verifying its certificate.
-func (n *realNode) get(t *testing.T, path string) ([]byte, error) {
-	t.Helper()
-	admin := adminCert(t)
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: clusterCAPool(t), Certificates: []tls.Certificate{admin}}}}
-	return httpGet(c, "https://"+n.ip+":10250"+path)
+// get reads one of the kubelet's paths directly (safe from any goroutine).
+func (n *realNode) get(path string) ([]byte, error) {
+	return httpGet(n.client, "https://"+n.ip+":10250"+path)
 }
 
 // TestRealKubelet checks kmetrics against a real kubelet running real
@@ -287,7 +288,7 @@ func nodeRowIsKubelets(t *testing.T, node *realNode) {
 	go func() {
 		defer close(done)
 		for {
-			if body, err := node.get(t, "/metrics/resource"); err == nil {
+			if body, err := node.get("/metrics/resource"); err == nil {
 				cpu, ts1, ok1 := exposedSample(body, "node_cpu_usage_seconds_total")
 				mem, ts2, ok2 := exposedSample(body, "node_memory_working_set_bytes")
 				if ok1 && ok2 && ts1 == ts2 {
