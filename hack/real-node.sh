@@ -194,7 +194,9 @@ down() {
   kc delete node "$NODE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   # Mounts under the state (rootfs, pod volumes), deepest first.
   awk -v d="$D" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  # The pods' cgroups, deepest first (empty once their processes are gone).
+  # The pods' cgroups, deepest first (empty once their processes are gone):
+  # every kubepods cgroup of the host, which is right on a test machine
+  # running no other kubelet, and wrong anywhere else.
   local sub
   for sub in /sys/fs/cgroup/*/kubepods; do
     [ -d "$sub" ] && find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true
