@@ -82,13 +82,20 @@ func run(m *testing.M) int {
 }
 
 func cluster(args ...string) error {
-	cmd := exec.Command("bash", append([]string{filepath.Join(root, "hack", "cluster.sh")}, args...)...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	_, err := hackScript("cluster.sh", args...)
+	return err
+}
+
+// hackScript runs hack/<script> with args; it returns the script's
+// standard output, and on failure an error holding both its outputs.
+func hackScript(script string, args ...string) (string, error) {
+	cmd := exec.Command("bash", append([]string{filepath.Join(root, "hack", script)}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("hack/cluster.sh %s: %v\n%s", strings.Join(args, " "), err, out.String())
+		return out.String(), fmt.Errorf("hack/%s %s: %v\n%s%s", script, strings.Join(args, " "), err, out.String(), errb.String())
 	}
-	return nil
+	return out.String(), nil
 }
 
 // kubectl runs the real kubectl against the e2e cluster.

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"math"
@@ -29,15 +28,7 @@ type realNode struct {
 }
 
 // realNodeScript runs hack/real-node.sh against the suite's cluster.
-func realNodeScript(args ...string) (string, error) {
-	cmd := exec.Command("bash", append([]string{filepath.Join(root, "hack", "real-node.sh")}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("hack/real-node.sh %s: %v\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), nil
-}
+func realNodeScript(args ...string) (string, error) { return hackScript("real-node.sh", args...) }
 
 func startRealNode(t *testing.T) *realNode {
 	t.Helper()
