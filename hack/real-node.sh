@@ -61,9 +61,9 @@ images() {
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$D/image/workload" ./test/internal/workload)
   (cd "$ROOT/hack/image" && CGO_ENABLED=0 go run -trimpath . -file workload -name kmetrics.local/workload -version e2e \
     -out "$D/image/oci" "linux/$(go env GOARCH)=$D/image/workload" >/dev/null)
+  # The archive's index names it kmetrics.local/workload:e2e (-name, -version).
   ctr_ images import --base-name kmetrics.local/workload "$D/image/oci.tar" >/dev/null
-  local ref; ref=$(ctr_ images ls -q | grep -m1 '^kmetrics.local/workload') || die "import named no image: $(ctr_ images ls -q)"
-  [ "$ref" = "$WORKLOAD_IMAGE" ] || ctr_ images tag --force "$ref" "$WORKLOAD_IMAGE" >/dev/null
+  ctr_ images ls -q | grep -qx "$WORKLOAD_IMAGE" || die "the import did not name $WORKLOAD_IMAGE: $(ctr_ images ls -q)"
   ctr_ images tag --force "$WORKLOAD_IMAGE" "$PAUSE_IMAGE" >/dev/null
 }
 
@@ -92,7 +92,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   restrict_oom_score_adj = true
   disable_apparmor = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "${KMETRICS_REAL_NODE_SNAPSHOTTER:-overlayfs}"
+    snapshotter = "overlayfs"
     default_runtime_name = "runc"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
