@@ -13,8 +13,8 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"sigs.k8s.io/metrics-server/pkg/api"
 
+	"github.com/kmetrics/kmetrics/pkg/apiserver/metricsapi"
 	"github.com/kmetrics/kmetrics/pkg/provider"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
@@ -63,7 +63,7 @@ func TestQueryConcurrencyQueues(t *testing.T) {
 // --query.timeout, so a slow query ends with the engine's JSON error, not
 // the server's 504.
 func TestRequestTimeoutAboveQueryTimeout(t *testing.T) {
-	cfg := genericapiserver.NewConfig(api.Codecs)
+	cfg := genericapiserver.NewConfig(metricsapi.Codecs)
 	if cfg.RequestTimeout >= 2*time.Minute {
 		t.Fatalf("default request timeout %v: the test proves nothing", cfg.RequestTimeout)
 	}

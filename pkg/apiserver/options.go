@@ -17,8 +17,9 @@ import (
 	cmopenapicore "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/core"
 	cmopenapicustom "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/custommetrics"
 	cmopenapiexternal "sigs.k8s.io/custom-metrics-apiserver/pkg/generated/openapi/externalmetrics"
-	"sigs.k8s.io/metrics-server/pkg/api"
-	generatedopenapi "sigs.k8s.io/metrics-server/pkg/api/generated/openapi"
+
+	"github.com/kmetrics/kmetrics/pkg/apiserver/metricsapi"
+	metricsopenapi "github.com/kmetrics/kmetrics/pkg/apiserver/metricsapi/openapi"
 )
 
 // Options are the secure-serving and delegated-auth flags of the server, as
@@ -92,7 +93,7 @@ func (o *Options) Config(cert dynamiccertificates.CertKeyContentProvider) (*gene
 			return nil, fmt.Errorf("creating self-signed certificates: %w", err)
 		}
 	}
-	cfg := genericapiserver.NewConfig(api.Codecs)
+	cfg := genericapiserver.NewConfig(metricsapi.Codecs)
 	if err := o.SecureServing.ApplyTo(&cfg.SecureServing, &cfg.LoopbackClientConfig); err != nil {
 		return nil, err
 	}
@@ -112,8 +113,8 @@ func (o *Options) Config(cert dynamiccertificates.CertKeyContentProvider) (*gene
 	}
 	cfg.EffectiveVersion = utilcompatibility.DefaultBuildEffectiveVersion()
 	// One server, three API groups: its OpenAPI needs all their models.
-	namer := openapinamer.NewDefinitionNamer(api.Scheme, cmapiserver.Scheme)
-	definitions := mergeDefinitions(generatedopenapi.GetOpenAPIDefinitions, cmopenapicore.GetOpenAPIDefinitions,
+	namer := openapinamer.NewDefinitionNamer(metricsapi.Scheme, cmapiserver.Scheme)
+	definitions := mergeDefinitions(metricsopenapi.GetOpenAPIDefinitions, cmopenapicore.GetOpenAPIDefinitions,
 		cmopenapicustom.GetOpenAPIDefinitions, cmopenapiexternal.GetOpenAPIDefinitions)
 	cfg.OpenAPIConfig = genericapiserver.DefaultOpenAPIConfig(definitions, namer)
 	cfg.OpenAPIV3Config = genericapiserver.DefaultOpenAPIV3Config(definitions, namer)

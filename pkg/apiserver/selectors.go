@@ -9,7 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/endpoints/handlers/responsewriters"
-	"sigs.k8s.io/metrics-server/pkg/api"
+
+	"github.com/kmetrics/kmetrics/pkg/apiserver/metricsapi"
 )
 
 // validateSelectors answers a request whose labelSelector, fieldSelector or
@@ -35,7 +36,7 @@ func validateSelectors(next http.Handler) http.Handler {
 			}
 		}
 		if err != nil {
-			responsewriters.ErrorNegotiated(apierrors.NewBadRequest(err.Error()), api.Codecs, schema.GroupVersion{}, w, r)
+			responsewriters.ErrorNegotiated(apierrors.NewBadRequest(err.Error()), metricsapi.Codecs, schema.GroupVersion{}, w, r)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -11,13 +11,14 @@ import (
 	"k8s.io/client-go/tools/cache"
 	cmapiserver "sigs.k8s.io/custom-metrics-apiserver/pkg/apiserver"
 	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
-	"sigs.k8s.io/metrics-server/pkg/api"
+
+	"github.com/kmetrics/kmetrics/pkg/apiserver/metricsapi"
 )
 
 // Deps are what the server serves from.
 type Deps struct {
-	// Resource answers metrics.k8s.io.
-	Resource api.MetricsGetter
+	// Resource answers metrics.k8s.io (v1 and v1beta1).
+	Resource metricsapi.MetricsGetter
 	// Pods is a metadata lister of running pods, Nodes a node lister: the
 	// API lists objects from them and asks Resource for their usage.
 	Pods         cache.GenericLister
@@ -68,7 +69,7 @@ func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIS
 		return nil, err
 	}
 	srv := cm.GenericAPIServer
-	if err := api.Install(deps.Resource, deps.Pods, deps.Nodes, srv, deps.NodeSelector); err != nil {
+	if err := metricsapi.Install(srv, deps.Resource, deps.Pods, deps.Nodes, deps.NodeSelector); err != nil {
 		return nil, err
 	}
 	if deps.Query != nil {

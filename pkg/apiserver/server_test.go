@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,12 +15,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/kmetrics/kmetrics/pkg/apiserver/metricsapi"
 	"github.com/kmetrics/kmetrics/pkg/provider"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
@@ -142,9 +148,15 @@ func (s *testServer) get(t testing.TB, path, accept string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
+// Every case in both served versions: v1 and v1beta1 answer alike.
 func TestMetricsAPI(t *testing.T) {
 	s := startServer(t)
-	const base = "/apis/metrics.k8s.io/v1beta1"
+	for _, version := range []string{"v1", "v1beta1"} {
+		t.Run(version, func(t *testing.T) { testMetricsAPI(t, s, "/apis/metrics.k8s.io/"+version) })
+	}
+}
+
+func testMetricsAPI(t *testing.T, s *testServer, base string) {
 	type item struct {
 		Metadata struct {
 			Name   string            `json:"name"`
@@ -234,20 +246,120 @@ func TestMetricsAPI(t *testing.T) {
 
 func TestTableOutputForKubectlGet(t *testing.T) {
 	s := startServer(t)
-	code, body := s.get(t, "/apis/metrics.k8s.io/v1beta1/nodes", "application/json;as=Table;v=v1;g=meta.k8s.io")
-	if code != 200 {
-		t.Fatalf("status %d: %s", code, body)
+	tests := []struct {
+		path string
+		rows [][]any
+	}{
+		{"/nodes", [][]any{{"n1", "1", "1Gi", "15s"}, {"n2", "2", "1Gi", "15s"}}},
+		{"/nodes/n2", [][]any{{"n2", "2", "1Gi", "15s"}}},
+		{"/namespaces/shop/pods?labelSelector=app%3Dweb", [][]any{{"web-1", "100m", "100Mi", "15s"}, {"web-2", "200m", "100Mi", "15s"}}},
+		{"/namespaces/shop/pods/db-1", [][]any{{"db-1", "300m", "100Mi", "15s"}}},
 	}
-	var table metav1.Table
-	if err := json.Unmarshal(body, &table); err != nil {
+	for _, version := range []string{"v1", "v1beta1"} {
+		for _, tc := range tests {
+			t.Run(version+tc.path, func(t *testing.T) {
+				code, body := s.get(t, "/apis/metrics.k8s.io/"+version+tc.path, "application/json;as=Table;v=v1;g=meta.k8s.io")
+				if code != 200 {
+					t.Fatalf("status %d: %s", code, body)
+				}
+				var table metav1.Table
+				if err := json.Unmarshal(body, &table); err != nil {
+					t.Fatal(err)
+				}
+				var cols []string
+				for _, c := range table.ColumnDefinitions {
+					cols = append(cols, c.Name)
+				}
+				if table.Kind != "Table" || strings.Join(cols, ",") != "Name,cpu,memory,Window" {
+					t.Fatalf("table kind=%q columns=%v", table.Kind, cols)
+				}
+				var rows [][]any
+				for _, r := range table.Rows {
+					rows = append(rows, r.Cells)
+				}
+				if fmt.Sprint(rows) != fmt.Sprint(tc.rows) {
+					t.Fatalf("rows %v, want %v", rows, tc.rows)
+				}
+			})
+		}
+	}
+}
+
+// kubectl 1.37 asks for v1 in protobuf: the server answers protobuf whose
+// objects decode to exactly what v1beta1 returns as JSON.
+func TestProtobufV1EqualsJSONV1beta1(t *testing.T) {
+	s := startServer(t)
+	for _, path := range []string{"/nodes", "/nodes/n1", "/pods", "/namespaces/shop/pods", "/namespaces/shop/pods/web-2"} {
+		t.Run(path, func(t *testing.T) {
+			code, pb := s.get(t, "/apis/metrics.k8s.io/v1"+path, "application/vnd.kubernetes.protobuf")
+			if code != 200 {
+				t.Fatalf("v1 protobuf: %d %s", code, pb)
+			}
+			if !bytes.HasPrefix(pb, []byte("k8s\x00")) {
+				t.Fatalf("v1 answer is not Kubernetes protobuf: %q", pb[:min(len(pb), 40)])
+			}
+			code, js := s.get(t, "/apis/metrics.k8s.io/v1beta1"+path, "application/json")
+			if code != 200 {
+				t.Fatalf("v1beta1 JSON: %d %s", code, js)
+			}
+			fromPB, err := runtime.Decode(metricsapi.Codecs.UniversalDecoder(), pb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fromJSON, err := runtime.Decode(metricsapi.Codecs.UniversalDecoder(), js)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Served twice, a moment apart: only the creation time may differ.
+			for _, o := range []runtime.Object{fromPB, fromJSON} {
+				_ = meta.EachListItem(o, clearCreation)
+				_ = clearCreation(o)
+			}
+			if diff := cmp.Diff(fromJSON, fromPB, cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 })); diff != "" {
+				t.Fatalf("v1 protobuf and v1beta1 JSON differ (-v1beta1 +v1):\n%s", diff)
+			}
+		})
+	}
+}
+
+func clearCreation(o runtime.Object) error {
+	if m, err := meta.Accessor(o); err == nil {
+		m.SetCreationTimestamp(metav1.Time{})
+	}
+	return nil
+}
+
+// Discovery as upstream defines it for 1.37: both versions, v1 preferred.
+func TestDiscoveryPrefersV1(t *testing.T) {
+	s := startServer(t)
+	code, body := s.get(t, "/apis/metrics.k8s.io", "application/json")
+	if code != 200 {
+		t.Fatalf("%d %s", code, body)
+	}
+	var group metav1.APIGroup
+	if err := json.Unmarshal(body, &group); err != nil {
 		t.Fatal(err)
 	}
-	var cols []string
-	for _, c := range table.ColumnDefinitions {
-		cols = append(cols, c.Name)
+	var versions []string
+	for _, v := range group.Versions {
+		versions = append(versions, v.GroupVersion)
 	}
-	if table.Kind != "Table" || len(table.Rows) != 2 || strings.Join(cols, ",") != "Name,cpu,memory,Window" {
-		t.Fatalf("table kind=%q rows=%d columns=%v", table.Kind, len(table.Rows), cols)
+	if group.PreferredVersion.GroupVersion != "metrics.k8s.io/v1" || strings.Join(versions, ",") != "metrics.k8s.io/v1,metrics.k8s.io/v1beta1" {
+		t.Fatalf("preferred %q, versions %v", group.PreferredVersion.GroupVersion, versions)
+	}
+	for _, version := range []string{"v1", "v1beta1"} {
+		code, body := s.get(t, "/apis/metrics.k8s.io/"+version, "application/json")
+		var resources metav1.APIResourceList
+		if code != 200 || json.Unmarshal(body, &resources) != nil {
+			t.Fatalf("%s: %d %s", version, code, body)
+		}
+		var got []string
+		for _, r := range resources.APIResources {
+			got = append(got, fmt.Sprintf("%s:%s:%v:%v", r.Name, r.Kind, r.Namespaced, r.Verbs))
+		}
+		if want := "nodes:NodeMetrics:false:[get list],pods:PodMetrics:true:[get list]"; strings.Join(got, ",") != want {
+			t.Fatalf("%s resources %v, want %s", version, got, want)
+		}
 	}
 }
 

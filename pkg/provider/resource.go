@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/metrics"
-	"sigs.k8s.io/metrics-server/pkg/api"
 
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
@@ -19,22 +18,22 @@ type ResourceIndex interface {
 	Pod(namespace, name string) (map[string]storage.Usage, bool)
 }
 
-type resourceProvider struct {
+// ResourceProvider answers NodeMetrics and PodMetrics (the group's internal
+// types: the API server converts them to v1 or v1beta1) from the index.
+type ResourceProvider struct {
 	index      ResourceIndex
 	resolution time.Duration
 }
 
-var _ api.MetricsGetter = (*resourceProvider)(nil)
-
 // NewResourceProvider serves NodeMetrics and PodMetrics with metrics-server's
 // semantics from the index. resolution is the scrape interval.
-func NewResourceProvider(index ResourceIndex, resolution time.Duration) api.MetricsGetter {
-	return &resourceProvider{index: index, resolution: resolution}
+func NewResourceProvider(index ResourceIndex, resolution time.Duration) *ResourceProvider {
+	return &ResourceProvider{index: index, resolution: resolution}
 }
 
 // GetNodeMetrics returns the nodes that have usage; others are left out
 // (the API turns a missing node into 404 / "<unknown>").
-func (p *resourceProvider) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error) {
+func (p *ResourceProvider) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.NodeMetrics, error) {
 	out := make([]metrics.NodeMetrics, 0, len(nodes))
 	now := metav1.Now()
 	for _, node := range nodes {
@@ -59,7 +58,7 @@ func (p *resourceProvider) GetNodeMetrics(nodes ...*corev1.Node) ([]metrics.Node
 // GetPodMetrics returns the pods every container of which has usage. The
 // pod's timestamp and window are its earliest container's, as in
 // metrics-server (the HPA uses them to ignore samples of starting pods).
-func (p *resourceProvider) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error) {
+func (p *ResourceProvider) GetPodMetrics(pods ...*metav1.PartialObjectMetadata) ([]metrics.PodMetrics, error) {
 	out := make([]metrics.PodMetrics, 0, len(pods))
 	now := metav1.Now()
 	for _, pod := range pods {
