@@ -31,7 +31,7 @@ type servingCertOptions struct {
 func newServingCertOptions() servingCertOptions {
 	return servingCertOptions{
 		service:     "kmetrics",
-		apiServices: []string{"v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"},
+		apiServices: []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"},
 		validity:    90 * 24 * time.Hour,
 		caValidity:  10 * 365 * 24 * time.Hour,
 	}

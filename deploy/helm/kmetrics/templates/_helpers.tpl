@@ -44,7 +44,7 @@ system:{{ include "kmetrics.fullname" . }}:aggregated-metrics-reader
 {{/* The APIServices served, by name. */}}
 {{- define "kmetrics.apiServiceNames" -}}
 {{- $names := list -}}
-{{- if .Values.apiServices.metrics }}{{ $names = append $names "v1beta1.metrics.k8s.io" }}{{ end -}}
+{{- if .Values.apiServices.metrics }}{{ $names = concat $names (list "v1.metrics.k8s.io" "v1beta1.metrics.k8s.io") }}{{ end -}}
 {{- if .Values.apiServices.customMetrics }}{{ $names = concat $names (list "v1beta2.custom.metrics.k8s.io" "v1beta1.custom.metrics.k8s.io") }}{{ end -}}
 {{- if .Values.apiServices.externalMetrics }}{{ $names = append $names "v1beta1.external.metrics.k8s.io" }}{{ end -}}
 {{- toJson $names -}}
