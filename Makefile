@@ -14,7 +14,7 @@ FUZZTIME ?= 20s
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz-short fuzz e2e bench bench-adapter bench-query bench-remote-write bench-load image bench-startup lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load image bench-startup lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -62,6 +62,14 @@ e2e: build cluster-bins
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh
+
+# The metrics API, kubectl top, HPA and real-kubelet tests on another
+# Kubernetes release (not part of make test: it builds a second control
+# plane), e.g. the oldest minor upstream supports:
+#   K8S_VERSION=v1.35.4 make e2e-compat
+E2E_COMPAT_TESTS ?= TestMetricsAPIVersions|TestKubectlTop|TestHPAScalesOnCPU|TestRealKubelet
+e2e-compat: build cluster-bins
+	$(GO) test -tags e2e -count=1 -timeout 30m -v -run '^($(E2E_COMPAT_TESTS))$$' ./test/e2e 2>&1 | tee .e2e-compat.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 # The container image, without a Docker daemon (hack/image): static
 # linux/amd64 and linux/arm64 binaries on no base, non-root, as an OCI layout
@@ -127,4 +135,4 @@ demo-down:
 	bash hack/demo.sh down
 
 clean:
-	rm -rf bin .state .e2e.log bench.out bench-adapter.out bench-query.out bench-load.out bench-startup.out
+	rm -rf bin .state .e2e.log .e2e-compat.log bench.out bench-adapter.out bench-query.out bench-load.out bench-startup.out

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Builds (once, cached by version) everything the local control plane needs:
-# kube-apiserver, kube-controller-manager, kube-scheduler and kwok from the Go
-# module proxy, and etcd from Debian. Binaries land in $KMETRICS_CACHE/bin.
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and kubectl
+# ($K8S_BIN, one directory per version) and kwok ($KMETRICS_CACHE/bin) from the
+# Go module proxy, and etcd, containerd and the test peers from Debian.
 set -euo pipefail
 
-K8S_VERSION=${K8S_VERSION:-v1.33.13}
+# shellcheck source=hack/k8s-version.sh
+source "$(dirname "$0")/k8s-version.sh"
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
 CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
 BIN=$CACHE/bin
-mkdir -p "$BIN"
+mkdir -p "$BIN" "$K8S_BIN"
 
 log() { echo "[build-cluster-bins] $*" >&2; }
 
@@ -22,13 +24,15 @@ install_apt() { # install_apt <command> <package>
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
 }
 
-# The control plane and the one real node's kubelet, each cached by version;
+# The control plane, the one real node's kubelet and kubectl, cached by version;
 # whatever is missing is built in one `go build` (they share most packages).
-K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet"
+# etcd too, at the version that Kubernetes release requires (1.37: 3.7.0;
+# Debian's 3.4 lacks the watch progress requests 1.37's watch lists need).
+K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd"
 build_kubernetes() {
   local missing="" c
   for c in $K8S_BINARIES; do
-    [ -f "$BIN/.$c-$K8S_VERSION" ] && [ -x "$BIN/$c" ] || missing="$missing $c"
+    [ -x "$K8S_BIN/$c" ] || missing="$missing $c"
   done
   [ -z "$missing" ] && return 0
   log "building Kubernetes $K8S_VERSION:$missing from the Go module proxy (cold: ~12 min)"
@@ -44,20 +48,27 @@ build_kubernetes() {
     grep -E '^\s*k8s.io/[^ ]+ => ./staging/' "$gomod" | awk '{print $1}' | while read -r m; do
       go mod edit -replace="$m=$m@$staging_version"
     done
+    mkdir etcd
+    printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > etcd/main.go
     { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
-      for c in $K8S_BINARIES; do echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
+      for c in $K8S_BINARIES; do [ "$c" = etcd ] || echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
       echo ')'; } > tools.go
     go mod tidy -e >/dev/null 2>&1 || true
     local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
-    local vpkg=k8s.io/component-base/version
-    local ld="-s -w -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor"
+    # Both places Kubernetes' own build stamps (kubectl reports client-go's).
+    local ld="-s -w" vpkg
+    for vpkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld="$ld -X $vpkg.gitVersion=$K8S_VERSION -X $vpkg.gitMajor=1 -X $vpkg.gitMinor=$minor"
+    done
     local pkgs=""
-    for c in $missing; do pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; done
+    for c in $missing; do
+      if [ "$c" = etcd ]; then pkgs="$pkgs ./etcd"; else pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; fi
+    done
     # shellcheck disable=SC2086 # one word per package
-    go build -ldflags "$ld" -o "$BIN/" $pkgs
+    go build -ldflags "$ld" -o "$K8S_BIN/.partial/" $pkgs
+    mv "$K8S_BIN"/.partial/* "$K8S_BIN/" && rmdir "$K8S_BIN/.partial"
   )
   rm -rf "$work"
-  for c in $missing; do touch "$BIN/.$c-$K8S_VERSION"; done
 }
 
 build_kwok() {
@@ -68,7 +79,6 @@ build_kwok() {
   touch "$marker"
 }
 
-install_apt etcd etcd-server
 install_apt openssl openssl
 install_apt jq jq
 # For the end-to-end alerting test: a real Alertmanager.
@@ -89,4 +99,4 @@ install_apt skopeo skopeo
 install_apt containerd containerd
 build_kwok
 build_kubernetes
-log "ready: $(ls "$BIN" | tr '\n' ' ')"
+log "ready: $(ls "$BIN" "$K8S_BIN" | tr '\n' ' ')"

@@ -25,6 +25,10 @@ KMETRICS_PORT=${KMETRICS_PORT:-8443}
 CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
 BIN=$CACHE/bin
 KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+# shellcheck source=hack/k8s-version.sh
+source "$ROOT/hack/k8s-version.sh"
+# kubectl of the cluster's own release (K8S_VERSION) comes first.
+export PATH=$K8S_BIN:$PATH
 
 CERTS=$STATE/certs
 LOGS=$STATE/logs
@@ -74,14 +78,14 @@ kubeconfig_admin() { client_kubeconfig "$KUBECONFIG_ADMIN" admin "$CERTS/admin";
 
 start_control_plane() {
   mkdir -p "$ETCD_DATA"
-  start etcd etcd --name kmetrics --data-dir "$ETCD_DATA" \
+  start etcd "$K8S_BIN/etcd" --name kmetrics --data-dir "$ETCD_DATA" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-cluster "kmetrics=http://127.0.0.1:$((ETCD_PORT + 1))"
   wait_for "etcd" 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
-  start kube-apiserver "$BIN/kube-apiserver" \
+  start kube-apiserver "$K8S_BIN/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
     --tls-cert-file "$CERTS/apiserver.crt" --tls-private-key-file "$CERTS/apiserver.key" \
@@ -95,10 +99,11 @@ start_control_plane() {
     --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$CERTS/front-proxy-client.crt" --proxy-client-key-file "$CERTS/front-proxy-client.key" \
-    --enable-aggregator-routing=false
+    --enable-aggregator-routing=false \
+    --endpoint-reconciler-type none
   wait_for "kube-apiserver /readyz" 90 kube-apiserver kc get --raw /readyz
 
-  start kube-controller-manager "$BIN/kube-controller-manager" \
+  start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_ADMIN" --authentication-kubeconfig "$KUBECONFIG_ADMIN" \
     --authorization-kubeconfig "$KUBECONFIG_ADMIN" \
     --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
@@ -109,7 +114,7 @@ start_control_plane() {
     --horizontal-pod-autoscaler-downscale-stabilization 15s \
     --horizontal-pod-autoscaler-cpu-initialization-period 10s \
     --horizontal-pod-autoscaler-initial-readiness-delay 5s
-  start kube-scheduler "$BIN/kube-scheduler" \
+  start kube-scheduler "$K8S_BIN/kube-scheduler" \
     --kubeconfig "$KUBECONFIG_ADMIN" --authentication-kubeconfig "$KUBECONFIG_ADMIN" \
     --authorization-kubeconfig "$KUBECONFIG_ADMIN" \
     --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false
@@ -186,19 +191,9 @@ kind: Service
 metadata: {name: kmetrics, namespace: kube-system}
 spec: {type: ExternalName, externalName: 127.0.0.1}
 ---
-apiVersion: apiregistration.k8s.io/v1
-kind: APIService
-metadata: {name: v1beta1.metrics.k8s.io}
-spec:
-  group: metrics.k8s.io
-  version: v1beta1
-  groupPriorityMinimum: 100
-  versionPriority: 100
-  caBundle: $ca
-  service: {name: kmetrics, namespace: kube-system, port: $KMETRICS_PORT}
 YAML
   local gv
-  for gv in v1beta2.custom.metrics.k8s.io:200 v1beta1.custom.metrics.k8s.io:100 v1beta1.external.metrics.k8s.io:100; do
+  for gv in v1.metrics.k8s.io:200 v1beta1.metrics.k8s.io:100 v1beta2.custom.metrics.k8s.io:200 v1beta1.custom.metrics.k8s.io:100 v1beta1.external.metrics.k8s.io:100; do
     local name=${gv%%:*} prio=${gv##*:}
     local version=${name%%.*} group=${name#*.}
     kc apply -f - >/dev/null <<YAML

@@ -5,6 +5,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export KMETRICS_STATE=${KMETRICS_STATE:-$ROOT/.state/demo}
 STATE=$KMETRICS_STATE
+# shellcheck source=hack/k8s-version.sh
+source "$ROOT/hack/k8s-version.sh"
+export PATH=$K8S_BIN:$PATH
 PORT=${KMETRICS_PORT:-8443}
 export KMETRICS_PORT=$PORT
 
@@ -33,7 +36,7 @@ if ! kill -0 "$(cat "$STATE/pids/kmetrics.pid" 2>/dev/null)" 2>/dev/null; then
     > "$STATE/logs/kmetrics.log" 2>&1 < /dev/null &
   echo $! > "$STATE/pids/kmetrics.pid"
 fi
-kubectl wait --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=60s >/dev/null \
+kubectl wait --for=condition=Available apiservice/v1.metrics.k8s.io apiservice/v1beta1.metrics.k8s.io --timeout=60s >/dev/null \
   || { echo "kmetrics did not become available; log: $STATE/logs/kmetrics.log"; tail -20 "$STATE/logs/kmetrics.log"; exit 1; }
 
 step "Creating pods with CPU/memory load (kwok usage annotations)"

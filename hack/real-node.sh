@@ -17,11 +17,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STATE=${KMETRICS_STATE:?KMETRICS_STATE: the cluster state directory}
 APISERVER_PORT=${KMETRICS_APISERVER_PORT:-6443}
-CACHE=${KMETRICS_CACHE:-$HOME/.cache/kmetrics}
-BIN=$CACHE/bin
+# shellcheck source=hack/k8s-version.sh
+source "$ROOT/hack/k8s-version.sh"
+export PATH=$K8S_BIN:$PATH
 NODE=real-node
 NODE_IP=${KMETRICS_REAL_NODE_IP:-$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')}
-# The image kubelet 1.33 and containerd run as every pod's sandbox.
+# The image the kubelet and containerd run as every pod's sandbox.
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 WORKLOAD_IMAGE=kmetrics.local/workload:e2e
 
@@ -128,7 +129,7 @@ authorization:
   mode: Webhook
   webhook: {cacheAuthorizedTTL: 10s, cacheUnauthorizedTTL: 5s}
 cgroupDriver: cgroupfs
-# This host has cgroup v1 (hybrid); kubelet 1.33 warns, later ones refuse.
+# This host has cgroup v1 (hybrid): kubelet 1.35+ refuses it unless told.
 failCgroupV1: false
 failSwapOn: false
 oomScoreAdj: 0
@@ -148,16 +149,35 @@ registerWithTaints:
 YAML
 }
 
+# cAdvisor inside the kubelet reads container stats through its own
+# containerd client, which (kubelet 1.37 no longer takes cAdvisor's
+# --containerd flag) only dials the default socket: without it there are no container-level
+# cAdvisor series. On this test machine no other containerd owns that path, so
+# it is a link to this node's socket; a real one there is never replaced.
+link_default_socket() {
+  local def=/run/containerd/containerd.sock
+  if [ -S "$def" ] && [ ! -L "$def" ]; then
+    die "$def belongs to another containerd: stop it, or run the real node elsewhere"
+  fi
+  mkdir -p /run/containerd
+  ln -sfn "$SOCK" "$def"
+}
+
+unlink_default_socket() {
+  local def=/run/containerd/containerd.sock
+  if [ -L "$def" ] && [ "$(readlink "$def")" = "$SOCK" ]; then rm -f "$def"; fi
+}
+
 kubelet_up() {
-  start kubelet "$BIN/kubelet" --config "$D/kubelet.yaml" --kubeconfig "$D/kubelet.kubeconfig" \
+  link_default_socket
+  start kubelet "$K8S_BIN/kubelet" --config "$D/kubelet.yaml" --kubeconfig "$D/kubelet.kubeconfig" \
     --hostname-override "$NODE" --node-ip "$NODE_IP" --root-dir "$D/kubelet" \
-    --node-labels "kmetrics.dev/real-node=true" --v 2 \
-    --containerd "$SOCK" # cAdvisor's own containerd client: without it, no container-level cAdvisor series
+    --node-labels "kmetrics.dev/real-node=true" --v 2
   wait_for "node $NODE Ready" 120 kubelet kc wait --for=condition=Ready "node/$NODE" --timeout=1s
 }
 
 up() {
-  [ -x "$BIN/kubelet" ] || bash "$ROOT/hack/build-cluster-bins.sh"
+  [ -x "$K8S_BIN/kubelet" ] || bash "$ROOT/hack/build-cluster-bins.sh"
   [ -n "$NODE_IP" ] || die "no global IPv4 address for the node (KMETRICS_REAL_NODE_IP)"
   mkdir -p "$D" "$LOGS" "$PIDS"
   pki
@@ -190,6 +210,7 @@ down() {
     for c in $(ctr_ containers ls -q 2>/dev/null); do ctr_ containers delete "$c" >/dev/null 2>&1 || true; done
   fi
   stop containerd
+  unlink_default_socket
   pkill -9 -f "containerd-shim-runc-v2 .*-address $SOCK" 2>/dev/null || true
   kc delete node "$NODE" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   # Mounts under the state (rootfs, pod volumes), deepest first.
