@@ -115,7 +115,8 @@ func TestDirectRequestsNeedAuth(t *testing.T) {
 func TestDeployManifests(t *testing.T) {
 	out := mustKubectl(t, "apply", "-k", filepath.Join(root, "deploy"), "--dry-run=server")
 	for _, kind := range []string{"serviceaccount/kmetrics", "clusterrole.rbac.authorization.k8s.io/system:kmetrics",
-		"statefulset.apps/kmetrics", "apiservice.apiregistration.k8s.io/v1beta1.metrics.k8s.io"} {
+		"statefulset.apps/kmetrics", "apiservice.apiregistration.k8s.io/v1.metrics.k8s.io",
+		"apiservice.apiregistration.k8s.io/v1beta1.metrics.k8s.io"} {
 		if !strings.Contains(out, kind) {
 			t.Errorf("dry-run output lacks %s:\n%s", kind, out)
 		}

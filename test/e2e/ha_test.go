@@ -130,7 +130,7 @@ backend replicas
 	if err := lb.Start(); err != nil {
 		t.Fatal(err)
 	}
-	mustKubectl(t, "wait", "--for=condition=Available", "apiservice/v1beta1.metrics.k8s.io", "apiservice/v1beta2.custom.metrics.k8s.io", "--timeout=60s")
+	mustKubectl(t, "wait", "--for=condition=Available", "apiservice/v1.metrics.k8s.io", "apiservice/v1beta1.metrics.k8s.io", "apiservice/v1beta2.custom.metrics.k8s.io", "--timeout=60s")
 
 	// An HPA on CPU and one on a custom metric, both asked to scale 1 → 4.
 	defer func() { _, _ = kubectl("delete", "namespace", haNS, "--wait=false") }()

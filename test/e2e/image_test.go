@@ -20,7 +20,7 @@ import (
 	"time"
 )
 
-var apiServiceNames = []string{"v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"}
+var apiServiceNames = []string{"v1.metrics.k8s.io", "v1beta1.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"}
 
 // TestImageUnderPodman runs kmetrics from the image `make image` built, the
 // way a cluster would: under podman (runc) as the image's own user, with a
@@ -105,11 +105,12 @@ func TestImageUnderPodman(t *testing.T) {
 	sa := "--as=system:serviceaccount:kube-system:kmetrics"
 	for check, want := range map[string]string{
 		"update secret/kmetrics-serving":                   "yes",
+		"update apiservice/v1.metrics.k8s.io":              "yes",
 		"update apiservice/v1beta1.metrics.k8s.io":         "yes",
 		"update secret/extension-apiserver-authentication": "no",
-		"create secrets":                 "no",
-		"update apiservice/v1.apps":      "no",
-		"delete secret/kmetrics-serving": "no",
+		"create secrets":                                   "no",
+		"update apiservice/v1.apps":                        "no",
+		"delete secret/kmetrics-serving":                   "no",
 	} {
 		verb, resource, _ := strings.Cut(check, " ")
 		got, _ := kubectl("auth", "can-i", verb, resource, "-n", "kube-system", sa)

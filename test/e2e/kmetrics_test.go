@@ -52,7 +52,7 @@ func startKmetrics(extra ...string) (*kmetrics, error) {
 	_ = os.WriteFile(filepath.Join(state, "pids", "kmetrics.pid"), []byte(fmt.Sprint(cmd.Process.Pid)), 0o644)
 	k := &kmetrics{cmd: cmd, done: make(chan error, 1), log: log}
 	go func() { k.done <- cmd.Wait(); f.Close() }()
-	if _, err := kubectl("wait", "--for=condition=Available", "apiservice/v1beta1.metrics.k8s.io", "--timeout=60s"); err != nil {
+	if _, err := kubectl("wait", "--for=condition=Available", "apiservice/v1.metrics.k8s.io", "apiservice/v1beta1.metrics.k8s.io", "--timeout=60s"); err != nil {
 		tail, _ := exec.Command("tail", "-n", "20", log).Output()
 		return k, fmt.Errorf("kmetrics APIService not available (log %s): %w\n%s", log, err, tail)
 	}

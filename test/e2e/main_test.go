@@ -31,7 +31,10 @@ const (
 )
 
 var (
-	root  string // repository root
+	// k8sMinor is the cluster's Kubernetes minor (K8S_VERSION), that of
+	// the kubectl first on PATH too.
+	k8sMinor int
+	root     string // repository root
 	state string // the cluster's state directory
 	km    *kmetrics
 )
@@ -51,6 +54,18 @@ func run(m *testing.M) int {
 		os.Setenv(k, v)
 	}
 	os.Setenv("KUBECONFIG", filepath.Join(state, "admin.kubeconfig"))
+	// The cluster's own kubectl (K8S_VERSION's) comes first on PATH, as
+	// for hack/cluster.sh.
+	k8s, err := exec.Command("bash", "-c", "source "+filepath.Join(root, "hack", "k8s-version.sh")+` && echo "$K8S_BIN $K8S_VERSION"`).Output()
+	var k8sBin string
+	if err == nil {
+		_, err = fmt.Sscanf(string(k8s), "%s v1.%d.", &k8sBin, &k8sMinor)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: reading hack/k8s-version.sh (%q): %v\n", k8s, err)
+		return 1
+	}
+	os.Setenv("PATH", k8sBin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	// Every run starts from an empty cluster and TSDB: an earlier run's
 	// samples must not satisfy this run's waits.
 	_ = cluster("down")
@@ -98,18 +113,30 @@ func hackScript(script string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-// kubectl runs the real kubectl against the e2e cluster.
+// kubectl runs the real kubectl of the cluster's release (first on PATH)
+// against the e2e cluster.
 func kubectl(args ...string) (string, error) {
+	out, _, err := kubectlBinary("kubectl", args...)
+	return out, err
+}
+
+// kubectlBinary runs the kubectl at bin; it returns its standard output and
+// error apart (kubectl logs requests to the latter).
+func kubectlBinary(bin string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "kubectl", args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	if err := cmd.Run(); err != nil {
+		return out.String(), errb.String(), fmt.Errorf("%s %s: %v: %s", filepath.Base(bin), strings.Join(args, " "), err, strings.TrimSpace(lastLines(errb.String(), 5)))
 	}
-	return out.String(), nil
+	return out.String(), errb.String(), nil
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func mustKubectl(t *testing.T, args ...string) string {
