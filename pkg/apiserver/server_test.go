@@ -196,6 +196,11 @@ func testMetricsAPI(t *testing.T, s *testServer, base string) {
 		{name: "unsupported field selector", path: "/namespaces/shop/pods?fieldSelector=spec.nodeName%3Dx", code: 400, errorHas: "field"},
 		{name: "malformed field selector", path: "/namespaces/shop/pods?fieldSelector=metadata.name", code: 400, errorHas: "invalid fieldselector"},
 		{name: "invalid node selector", path: "/nodes?labelSelector=%3D%3D", code: 400, errorHas: `invalid labelselector \"==\"`},
+		// Read-only resources without watch, as metrics-server's.
+		{name: "watch refused", path: "/namespaces/shop/pods?watch=true", code: 405, errorHas: "watch"},
+		{name: "pod in another namespace", path: "/namespaces/other/pods/web-1", code: 404, errorHas: "web-1"},
+		{name: "no pods in an unknown namespace", path: "/namespaces/other/pods", code: 200},
+		{name: "a pod name with a slash is no pod", path: "/namespaces/shop/pods/web-1%2Fx", code: 404, errorHas: "could not find"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

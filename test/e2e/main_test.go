@@ -35,8 +35,8 @@ var (
 	// the kubectl first on PATH too.
 	k8sMinor int
 	root     string // repository root
-	state string // the cluster's state directory
-	km    *kmetrics
+	state    string // the cluster's state directory
+	km       *kmetrics
 )
 
 func TestMain(m *testing.M) {
