@@ -28,7 +28,12 @@ install_apt() { # install_apt <command> <package>
 # whatever is missing is built in one `go build` (they share most packages).
 # etcd too, at the version that Kubernetes release requires (1.37: 3.7.0;
 # Debian's 3.4 lacks the watch progress requests 1.37's watch lists need).
-K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl etcd"
+K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd"
+# --control-plane: only what hack/cluster.sh runs (make demo); without it the
+# real node's kubelet and the end-to-end suite's Debian packages too.
+CONTROL_PLANE_ONLY=
+[ "${1:-}" = --control-plane ] && CONTROL_PLANE_ONLY=1
+[ -n "$CONTROL_PLANE_ONLY" ] || K8S_BINARIES="$K8S_BINARIES kubelet"
 build_kubernetes() {
   local missing="" c
   for c in $K8S_BINARIES; do
@@ -81,6 +86,12 @@ build_kwok() {
 
 install_apt openssl openssl
 install_apt jq jq
+build_kwok
+build_kubernetes
+if [ -n "$CONTROL_PLANE_ONLY" ]; then
+  log "ready: $(ls "$BIN" "$K8S_BIN" | tr '\n' ' ')"
+  exit 0
+fi
 # For the end-to-end alerting test: a real Alertmanager.
 install_apt prometheus-alertmanager prometheus-alertmanager
 # Debian's Prometheus: what the equivalence test and make bench-adapter compare with.
@@ -97,6 +108,4 @@ install_apt skopeo skopeo
 # The one real node (test/e2e, TestRealKubelet): containerd runs its
 # containers (runc, installed above); ctr imports the locally built images.
 install_apt containerd containerd
-build_kwok
-build_kubernetes
 log "ready: $(ls "$BIN" "$K8S_BIN" | tr '\n' ' ')"

@@ -160,7 +160,7 @@ node_index() { local n=${1#kwok-node-}; [[ "$n" =~ ^[0-9]+$ ]] || die "unknown n
 
 up() {
   mkdir -p "$STATE" "$LOGS" "$PIDS"
-  bash "$ROOT/hack/build-cluster-bins.sh"
+  bash "$ROOT/hack/build-cluster-bins.sh" --control-plane
   certs
   kubeconfig_admin
   log "starting the control plane (apiserver https://127.0.0.1:$APISERVER_PORT)"

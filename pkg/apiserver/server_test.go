@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -351,6 +352,28 @@ func TestDiscoveryPrefersV1(t *testing.T) {
 	}
 	if group.PreferredVersion.GroupVersion != "metrics.k8s.io/v1" || strings.Join(versions, ",") != "metrics.k8s.io/v1,metrics.k8s.io/v1beta1" {
 		t.Fatalf("preferred %q, versions %v", group.PreferredVersion.GroupVersion, versions)
+	}
+	// Aggregated discovery (what kubectl 1.37 and the aggregator read).
+	code, body = s.get(t, "/apis", "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList")
+	var aggregated apidiscoveryv2.APIGroupDiscoveryList
+	if code != 200 || json.Unmarshal(body, &aggregated) != nil {
+		t.Fatalf("aggregated discovery: %d %s", code, body)
+	}
+	var found []string
+	for _, g := range aggregated.Items {
+		if g.Name != "metrics.k8s.io" {
+			continue
+		}
+		for _, v := range g.Versions {
+			var res []string
+			for _, r := range v.Resources {
+				res = append(res, r.Resource+":"+r.ResponseKind.Kind)
+			}
+			found = append(found, fmt.Sprintf("%s%v", v.Version, res))
+		}
+	}
+	if want := "v1[nodes:NodeMetrics pods:PodMetrics],v1beta1[nodes:NodeMetrics pods:PodMetrics]"; strings.Join(found, ",") != want {
+		t.Fatalf("aggregated discovery of metrics.k8s.io: %v, want %s", found, want)
 	}
 	for _, version := range []string{"v1", "v1beta1"} {
 		code, body := s.get(t, "/apis/metrics.k8s.io/"+version, "application/json")

@@ -53,7 +53,7 @@ func serviceAccountToken(t *testing.T, ns, name string) string {
 }
 
 func TestDirectRequestsNeedAuth(t *testing.T) {
-	const nodes = "/apis/metrics.k8s.io/v1beta1/nodes"
+	const nodes, nodesV1 = "/apis/metrics.k8s.io/v1beta1/nodes", "/apis/metrics.k8s.io/v1/nodes"
 	nobody := serviceAccountToken(t, "default", "e2e-nobody")
 	viewer := serviceAccountToken(t, "default", "e2e-viewer")
 	_, _ = kubectl("create", "clusterrolebinding", "e2e-viewer", "--clusterrole=view", "--serviceaccount=default:e2e-viewer")
@@ -81,6 +81,9 @@ func TestDirectRequestsNeedAuth(t *testing.T) {
 		{name: "forged token", path: nodes, token: "not-a-real-token", want: http.StatusUnauthorized},
 		{name: "service account without RBAC", path: nodes, token: nobody, want: http.StatusForbidden},
 		{name: "view role (aggregated-metrics-reader)", path: nodes, token: viewer, want: http.StatusOK},
+		{name: "v1 anonymous", path: nodesV1, want: http.StatusForbidden},
+		{name: "v1 service account without RBAC", path: nodesV1, token: nobody, want: http.StatusForbidden},
+		{name: "v1 view role (aggregated-metrics-reader)", path: nodesV1, token: viewer, want: http.StatusOK},
 		{name: "cluster admin certificate", path: nodes, cert: &admin, want: http.StatusOK},
 		{name: "self-metrics need rights", path: "/metrics", want: http.StatusForbidden},
 		{name: "self-metrics for admin", path: "/metrics", cert: &admin, want: http.StatusOK},
