@@ -351,18 +351,30 @@ func rawSamples(t *testing.T, k *secondKmetrics, sel string, from, to time.Time)
 func compareWindow(t *testing.T, what string, k *secondKmetrics, vm *victoriaMetrics, kinds map[string]string, from, to time.Time) {
 	t.Helper()
 	for kind, sel := range kinds {
-		local := rawSamples(t, k, sel, from, to)
-		remote := vm.export(t, sel, from, to)
-		samples, diffs := 0, []string{}
-		for series, pts := range local {
-			samples += len(pts)
-			if !sameSamples(pts, remote[series]) {
-				diffs = append(diffs, fmt.Sprintf("%s: kmetrics %v, VictoriaMetrics %v", series, pts, remote[series]))
+		// The queues' shards deliver on their own schedules: a series of
+		// another shard can still be in flight when the receiver already
+		// holds newer samples of others. Compare until they agree; a
+		// difference that lasts a minute is a real one.
+		var local, remote map[string][]vmPoint
+		var samples int
+		var diffs []string
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Second) {
+			local = rawSamples(t, k, sel, from, to)
+			remote = vm.export(t, sel, from, to)
+			samples, diffs = 0, nil
+			for series, pts := range local {
+				samples += len(pts)
+				if !sameSamples(pts, remote[series]) {
+					diffs = append(diffs, fmt.Sprintf("%s: kmetrics %v, VictoriaMetrics %v", series, pts, remote[series]))
+				}
 			}
-		}
-		for series := range remote {
-			if _, ok := local[series]; !ok {
-				diffs = append(diffs, series+": only in VictoriaMetrics")
+			for series := range remote {
+				if _, ok := local[series]; !ok {
+					diffs = append(diffs, series+": only in VictoriaMetrics")
+				}
+			}
+			if len(diffs) == 0 || time.Now().After(deadline) {
+				break
 			}
 		}
 		if samples == 0 {
