@@ -464,22 +464,17 @@ func compare(t *testing.T, engines map[string]func(string) ([]byte, error), f fu
 	// both can catch one a target behind the other (one of two pods of a
 	// PodMonitor discovered, on a loaded machine). Compare until both agree;
 	// a difference that persists for two minutes is a real one.
-	var got, want []string
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		want = f(engines["prometheus"])
+	var got []string
+	eventually(t, 2*time.Minute, "kmetrics answers as Prometheus 3.15", func() error {
+		want := f(engines["prometheus"])
 		got = f(engines["kmetrics"])
-		if len(want) > 0 && strings.Join(got, "\n") == strings.Join(want, "\n") {
-			t.Logf("%d equal, e.g.\n  %s", len(got), strings.Join(got[:min(4, len(got))], "\n  "))
-			return
+		if len(want) == 0 {
+			return fmt.Errorf("Prometheus returned nothing")
 		}
-		if time.Now().After(deadline) {
-			break
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			return fmt.Errorf("kmetrics:\n  %s\nPrometheus 3.15:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 		}
-		time.Sleep(2 * time.Second)
-	}
-	if len(want) == 0 {
-		t.Fatal("Prometheus returned nothing")
-	}
-	t.Errorf("kmetrics:\n  %s\nPrometheus 3.15:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		return nil
+	})
+	t.Logf("%d equal, e.g.\n  %s", len(got), strings.Join(got[:min(4, len(got))], "\n  "))
 }

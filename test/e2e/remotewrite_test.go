@@ -355,37 +355,33 @@ func compareWindow(t *testing.T, what string, k *secondKmetrics, vm *victoriaMet
 		// another shard can still be in flight when the receiver already
 		// holds newer samples of others. Compare until they agree; a
 		// difference that lasts a minute is a real one.
-		var local, remote map[string][]vmPoint
-		var samples int
-		var diffs []string
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Second) {
-			local = rawSamples(t, k, sel, from, to)
-			remote = vm.export(t, sel, from, to)
-			samples, diffs = 0, nil
-			for series, pts := range local {
+		var series, samples int
+		eventually(t, time.Minute, what+", "+kind+": VictoriaMetrics holds kmetrics' raw samples", func() error {
+			local := rawSamples(t, k, sel, from, to)
+			remote := vm.export(t, sel, from, to)
+			var diffs []string
+			series, samples = len(local), 0
+			for name, pts := range local {
 				samples += len(pts)
-				if !sameSamples(pts, remote[series]) {
-					diffs = append(diffs, fmt.Sprintf("%s: kmetrics %v, VictoriaMetrics %v", series, pts, remote[series]))
+				if !sameSamples(pts, remote[name]) {
+					diffs = append(diffs, fmt.Sprintf("%s: kmetrics %v, VictoriaMetrics %v", name, pts, remote[name]))
 				}
 			}
-			for series := range remote {
-				if _, ok := local[series]; !ok {
-					diffs = append(diffs, series+": only in VictoriaMetrics")
+			for name := range remote {
+				if _, ok := local[name]; !ok {
+					diffs = append(diffs, name+": only in VictoriaMetrics")
 				}
 			}
-			if len(diffs) == 0 || time.Now().After(deadline) {
-				break
+			if samples == 0 {
+				return fmt.Errorf("kmetrics has no samples in the window")
 			}
-		}
-		if samples == 0 {
-			t.Errorf("%s, %s: kmetrics has no samples in the window", what, kind)
-		}
-		if len(diffs) > 0 {
-			sort.Strings(diffs)
-			t.Errorf("%s, %s: %d of %d series differ, e.g.\n  %s", what, kind, len(diffs), len(local), strings.Join(diffs[:min(3, len(diffs))], "\n  "))
-			continue
-		}
-		t.Logf("%s, %s: %d series, %d samples equal", what, kind, len(local), samples)
+			if len(diffs) > 0 {
+				sort.Strings(diffs)
+				return fmt.Errorf("%d of %d series differ, e.g.\n  %s", len(diffs), len(local), strings.Join(diffs[:min(3, len(diffs))], "\n  "))
+			}
+			return nil
+		})
+		t.Logf("%s, %s: %d series, %d samples equal", what, kind, series, samples)
 	}
 }
 
