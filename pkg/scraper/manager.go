@@ -327,7 +327,11 @@ func (m *Manager) scrapeKubelet(ctx context.Context, t *target, u string) scrape
 // fail records a failed scrape: up=0, the node's series end, and the index
 // stops serving the node (its numbers are no longer current).
 func (m *Manager) fail(name string, t *target, reason string, err error, at time.Time, dur time.Duration) {
-	klog.ErrorS(err, "Failed to scrape node", "node", name, "reason", reason)
+	if hint := verificationHint(err); hint != "" {
+		klog.ErrorS(err, "Failed to scrape node: TLS verification", "node", name, "reason", reason, "hint", hint)
+	} else {
+		klog.ErrorS(err, "Failed to scrape node", "node", name, "reason", reason)
+	}
 	scrapeErrors.WithLabelValues(name).Inc()
 	scrapeFailures.WithLabelValues(reason).Inc()
 	m.index.ForgetNode(name)

@@ -93,7 +93,9 @@ func wrongCA(t *testing.T, node *realNode) {
 	}()
 	admin := adminCert(t)
 	eventually(t, time.Minute, "the node fails with a TLS error, the others are served", func() error {
-		if err := logHas(km.log, `node="`+node.name+`"`, "x509: certificate signed by unknown authority"); err != nil {
+		// The line names the cause and both fixes (the CA, or insecure TLS).
+		if err := logHas(km.log, `node="`+node.name+`"`, "x509: certificate signed by unknown authority",
+			"not signed by a CA kmetrics trusts", "--kubelet-certificate-authority", "serverTLSBootstrap", "--kubelet-insecure-tls"); err != nil {
 			return err
 		}
 		code, metrics := direct(t, "/metrics", "", &admin)
