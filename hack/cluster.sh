@@ -3,13 +3,13 @@
 # kube-controller-manager, kube-scheduler and one kwok "kubelet" per node,
 # serving /metrics/resource over TLS signed by the cluster CA.
 #
-#   hack/cluster.sh up | down | status | stop-node NAME | start-node NAME | env
+#   hack/cluster.sh up | down | status | stop-node NAME | start-node NAME | register | env
 #
 # Settings (environment): KMETRICS_STATE (state dir), KMETRICS_APISERVER_PORT,
 # KMETRICS_ETCD_PORT, KMETRICS_NODE_NET (e.g. 127.0.0 → nodes at .2, .3, …),
 # KMETRICS_POD_NET (e.g. 127.100 → node N's pods at 127.100.N.x),
-# KMETRICS_NODES (count), KMETRICS_PORT (where kmetrics serves; the
-# APIService points there). Two states with different settings run side by side.
+# KMETRICS_NODES (count), KMETRICS_PORT (where kmetrics serves on this
+# machine's address; the APIServices point there). Two states with different settings run side by side.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -99,7 +99,7 @@ start_control_plane() {
     --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$CERTS/front-proxy-client.crt" --proxy-client-key-file "$CERTS/front-proxy-client.key" \
-    --enable-aggregator-routing=false \
+    --enable-aggregator-routing=true \
     --endpoint-reconciler-type none
   wait_for "kube-apiserver /readyz" 90 kube-apiserver kc get --raw /readyz
 
@@ -178,19 +178,34 @@ up() {
   log "up: export KUBECONFIG=$KUBECONFIG_ADMIN"
 }
 
-# register applies kmetrics' RBAC from deploy/ and points the APIService at
-# the local kmetrics through an ExternalName Service (loopback cannot be an
-# Endpoints address), with the cluster CA as caBundle.
+# register applies kmetrics' RBAC from deploy/ and points the APIServices
+# at the kmetrics this machine runs, with the cluster CA as caBundle. The
+# aggregator routes to a Service's endpoints, as where the control plane
+# cannot reach ClusterIPs (no kube-proxy here, nor on EKS with a custom CNI):
+# a selector-less Service whose EndpointSlice is this machine's address
+# (an endpoint cannot be loopback), where kmetrics listens. A kmetrics pod
+# installed by the chart is reached the same way, through its Service.
 register() {
   kc apply -f "$ROOT/deploy/base/rbac.yaml" >/dev/null
   kc apply -f "$ROOT/deploy/base/serviceaccount.yaml" >/dev/null
   local ca; ca=$(base64 -w0 < "$CERTS/ca.crt")
+  local ip; ip=$(host_ip) || die "no global IPv4 address on this machine for the APIServices' endpoint"
   kc apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Service
 metadata: {name: kmetrics, namespace: kube-system}
-spec: {type: ExternalName, externalName: 127.0.0.1}
+spec:
+  ports: [{name: https, port: $KMETRICS_PORT, targetPort: $KMETRICS_PORT, protocol: TCP}]
 ---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: kmetrics-host
+  namespace: kube-system
+  labels: {kubernetes.io/service-name: kmetrics, endpointslice.kubernetes.io/managed-by: kmetrics.dev-cluster-sh}
+addressType: IPv4
+ports: [{name: https, port: $KMETRICS_PORT, protocol: TCP}]
+endpoints: [{addresses: ["$ip"], conditions: {ready: true}}]
 YAML
   local gv
   for gv in v1.metrics.k8s.io:200 v1beta1.metrics.k8s.io:100 v1beta2.custom.metrics.k8s.io:200 v1beta1.custom.metrics.k8s.io:100 v1beta1.external.metrics.k8s.io:100; do
@@ -242,6 +257,9 @@ case "${1:-}" in
   status) status ;;
   stop-node) stop "kwok-kwok-node-$(node_index "$2")" ;;
   start-node) start_node "$(node_index "$2")" ;;
+  # The APIServices back to the kmetrics on this machine (after a test
+  # pointed them at a pod).
+  register) register ;;
   env)
     echo "KUBECONFIG=$KUBECONFIG_ADMIN"
     echo "KMETRICS_KUBECONFIG=$STATE/kmetrics.kubeconfig"
@@ -249,5 +267,5 @@ case "${1:-}" in
     echo "KMETRICS_PORT=$KMETRICS_PORT"
     echo "KMETRICS_STATE=$STATE"
     ;;
-  *) echo "usage: $0 up|down|status|stop-node NAME|start-node NAME|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|stop-node NAME|start-node NAME|register|env" >&2; exit 2 ;;
 esac

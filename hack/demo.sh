@@ -24,12 +24,12 @@ step "Bringing up the control plane (first run builds Kubernetes and kwok from t
 bash "$ROOT/hack/cluster.sh" up
 export KUBECONFIG=$STATE/admin.kubeconfig
 
-step "Building and starting kmetrics on 127.0.0.1:$PORT"
+step "Building and starting kmetrics on :$PORT (the APIServices reach it at this machine's address)"
 make -C "$ROOT" --no-print-directory build >/dev/null
 mkdir -p "$STATE/tsdb"
 if ! kill -0 "$(cat "$STATE/pids/kmetrics.pid" 2>/dev/null)" 2>/dev/null; then
   setsid "$ROOT/bin/kmetrics" --kubeconfig "$STATE/kmetrics.kubeconfig" \
-    --bind-address 127.0.0.1 --secure-port "$PORT" \
+    --bind-address 0.0.0.0 --secure-port "$PORT" \
     --tls-cert-file "$STATE/certs/kmetrics.crt" --tls-private-key-file "$STATE/certs/kmetrics.key" \
     --storage.tsdb.path "$STATE/tsdb" --metric-resolution 10s --kubelet-request-timeout 5s \
     --rules.file "$ROOT/deploy/base/rules/*.yaml" \

@@ -87,3 +87,11 @@ client_kubeconfig() {
   kubectl config set-context local --cluster=local --user="$user" --kubeconfig="$k" >/dev/null
   kubectl config use-context local --kubeconfig="$k" >/dev/null
 }
+
+# host_ip: this machine's first global IPv4 address (the real node's, and
+# the APIServices' endpoint: Endpoints refuse loopback).
+host_ip() {
+  local ip
+  ip=$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')
+  [ -n "$ip" ] && echo "$ip"
+}

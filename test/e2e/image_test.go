@@ -128,7 +128,7 @@ func TestImageUnderPodman(t *testing.T) {
 		"--serving-cert.validity=1m", "--serving-cert.ca-validity=150s"}
 	args := append([]string{"run", "-d", "--name", container, "--network=host", "--read-only", "--memory=1g", "--pids-limit=4096",
 		"-v", kube + ":/etc/kmetrics/kube:ro", "-v", tsdb + ":/var/lib/kmetrics",
-		image, "--kubeconfig=/etc/kmetrics/kube/config", "--bind-address=127.0.0.1", "--secure-port=" + kmetricsPort,
+		image, "--kubeconfig=/etc/kmetrics/kube/config", "--bind-address=0.0.0.0", "--secure-port=" + kmetricsPort,
 		"--storage.tsdb.path=/var/lib/kmetrics", "--metric-resolution=" + resolution.String(), "--kubelet-request-timeout=5s"}, certArgs...)
 	if _, err := podman(args...); err != nil {
 		t.Fatal(err)

@@ -32,7 +32,8 @@ func startKmetrics(extra ...string) (*kmetrics, error) {
 	certs := filepath.Join(state, "certs")
 	cmd := exec.Command(filepath.Join(root, "bin", "kmetrics"),
 		"--kubeconfig", filepath.Join(state, "kmetrics.kubeconfig"),
-		"--bind-address", "127.0.0.1", "--secure-port", kmetricsPort,
+		// Every address: the APIServices reach it at this machine's (hack/cluster.sh register).
+		"--bind-address", "0.0.0.0", "--secure-port", kmetricsPort,
 		"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
 		"--storage.tsdb.path", tsdbDir(),
 		"--metric-resolution", resolution.String(), "--kubelet-request-timeout", "5s",
