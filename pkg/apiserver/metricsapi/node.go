@@ -73,7 +73,8 @@ func (s *nodeStorage) List(_ context.Context, options *metainternalversion.ListO
 	return &metrics.NodeMetricsList{Items: items}, nil
 }
 
-// Get answers one node; a node without usage is 404, as in metrics-server.
+// Get answers one node; a node without usage, or left out by
+// --node-selector, is 404, as in metrics-server.
 func (s *nodeStorage) Get(_ context.Context, name string, _ *metav1.GetOptions) (runtime.Object, error) {
 	node, err := s.nodes.Get(name)
 	if apierrors.IsNotFound(err) {
@@ -82,6 +83,13 @@ func (s *nodeStorage) Get(_ context.Context, name string, _ *metav1.GetOptions) 
 	if err != nil {
 		klog.ErrorS(err, "Getting a node failed", "node", klog.KRef("", name))
 		return nil, fmt.Errorf("getting node %s: %w", name, err)
+	}
+	// A node outside --node-selector is not served, though usage from
+	// before the selector changed may still be in the store.
+	for _, r := range s.nodeSelector {
+		if !r.Matches(labels.Set(node.Labels)) {
+			return nil, apierrors.NewNotFound(s.resource, name)
+		}
 	}
 	items, err := s.usage(node)
 	if err != nil {
