@@ -77,6 +77,7 @@ type options struct {
 	operatorRuleSelector    string
 	operatorNamespaces      []string
 	operatorTokenNamespaces []string
+	operatorIgnoredMonitors []string
 	operatorReadSecrets     bool
 
 	customMetrics          bool
@@ -200,6 +201,7 @@ func (o *options) flags() flag.NamedFlagSets {
 	ps.StringVar(&o.operatorRuleSelector, "operator.rule-selector", "", "Label selector of the PrometheusRules taken (ruleSelector); empty: all.")
 	ps.StringSliceVar(&o.operatorNamespaces, "operator.namespaces", nil, "Namespaces whose monitors and rules are taken; empty: all.")
 	ps.StringSliceVar(&o.operatorTokenNamespaces, "operator.token-namespaces", nil, "Namespaces whose monitors may send kmetrics' own service-account token (bearerTokenFile, as kube-prometheus' monitors of kube-rbac-proxy ask). Empty: none — the token never goes to a pod because a tenant's monitor asked.")
+	ps.StringSliceVar(&o.operatorIgnoredMonitors, "operator.ignore-monitors", nil, "ServiceMonitors and PodMonitors (namespace/name) left out: the chart's monitor of kmetrics for another Prometheus (kmetrics scrapes itself without it).")
 	ps.BoolVar(&o.operatorReadSecrets, "operator.read-secrets", o.operatorReadSecrets, "Read the Secrets and ConfigMaps monitors name (TLS, bearer token, basic auth) in the monitor's namespace; needs get on secrets and configmaps.")
 
 	cs := fss.FlagSet("custom and external metrics")

@@ -40,6 +40,10 @@ type Config struct {
 	// service-account token (bearerTokenFile, as kube-prometheus' monitors
 	// ask to reach kube-rbac-proxy). Empty: none.
 	TokenNamespaces []string
+	// IgnoredMonitors ("namespace/name") are ServiceMonitors and
+	// PodMonitors left out: the chart's monitor of kmetrics itself, there
+	// for another Prometheus (kmetrics scrapes itself without it).
+	IgnoredMonitors []string
 	Defaults        Defaults
 	// RuleDir holds the PrometheusRules as rule files ("" to leave them
 	// out); the evaluator loads RuleGlob(RuleDir).
@@ -234,8 +238,15 @@ func (c *Controller) sync(ctx context.Context) {
 	counts := map[[2]string]float64{}
 	var jobs []appscrape.Job
 	h := sha256.New() // of the generated configuration, secrets included
+	ignored := map[string]bool{}
+	for _, m := range c.cfg.IgnoredMonitors {
+		ignored[m] = true
+	}
 	for _, res := range []string{resServiceMonitors, resPodMonitors} {
 		for _, u := range c.objectsOf(res) {
+			if ignored[u.GetNamespace()+"/"+u.GetName()] {
+				continue
+			}
 			built, text, err := c.monitorJobs(res, u, r)
 			c.report(u, err)
 			counts[[2]string{u.GetKind(), state(err)}]++

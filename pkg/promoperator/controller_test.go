@@ -64,6 +64,7 @@ func TestControllerSync(t *testing.T) {
 		object("ServiceMonitor", "shop", "cart", map[string]any{"selector": map[string]any{}, "endpoints": []any{map[string]any{"port": "web"}}}),
 		object("ServiceMonitor", "shop", "broken", map[string]any{"selector": map[string]any{},
 			"endpoints": []any{map[string]any{"port": "web", "bearerTokenSecret": map[string]any{"name": "nope", "key": "token"}}}}),
+		object("ServiceMonitor", "monitoring", "kmetrics", map[string]any{"selector": map[string]any{}, "endpoints": []any{map[string]any{"port": "https"}}}),
 		object("PodMonitor", "batch", "workers", map[string]any{"selector": map[string]any{}, "podMetricsEndpoints": []any{map[string]any{"port": "metrics"}}}),
 		object("PrometheusRule", "shop", "good", map[string]any{"groups": []any{map[string]any{"name": "g",
 			"rules": []any{map[string]any{"record": "a:b", "expr": "sum(up)"}}}}}),
@@ -77,7 +78,7 @@ func TestControllerSync(t *testing.T) {
 	sink := &fakeSink{}
 	recorder := record.NewFakeRecorder(10)
 	dir := t.TempDir()
-	c, err := New(Config{Defaults: testDefaults, RuleDir: dir}, dyn, disc, testResolver().objects, sink, recorder, nil)
+	c, err := New(Config{Defaults: testDefaults, RuleDir: dir, IgnoredMonitors: []string{"monitoring/kmetrics"}}, dyn, disc, testResolver().objects, sink, recorder, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
