@@ -33,7 +33,16 @@ K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubectl etcd
 # real node's kubelet and the end-to-end suite's Debian packages too.
 CONTROL_PLANE_ONLY=
 [ "${1:-}" = --control-plane ] && CONTROL_PLANE_ONLY=1
-[ -n "$CONTROL_PLANE_ONLY" ] || K8S_BINARIES="$K8S_BINARIES kubelet"
+# consume-cpu (Kubernetes' test/images/resource-consumer) burns the CPU
+# metrics-server's e2e suite asks of its consumer image.
+[ -n "$CONTROL_PLANE_ONLY" ] || K8S_BINARIES="$K8S_BINARIES kubelet consume-cpu"
+# k8s_pkg NAME: the package a binary is built from.
+k8s_pkg() {
+  case $1 in
+    consume-cpu) echo k8s.io/kubernetes/test/images/resource-consumer/consume-cpu ;;
+    *) echo "k8s.io/kubernetes/cmd/$1" ;;
+  esac
+}
 build_kubernetes() {
   local missing="" c
   for c in $K8S_BINARIES; do
@@ -56,7 +65,7 @@ build_kubernetes() {
     mkdir etcd
     printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > etcd/main.go
     { echo '//go:build tools'; echo; echo 'package tools'; echo; echo 'import ('
-      for c in $K8S_BINARIES; do [ "$c" = etcd ] || echo "	_ \"k8s.io/kubernetes/cmd/$c\""; done
+      for c in $K8S_BINARIES; do [ "$c" = etcd ] || echo "	_ \"$(k8s_pkg "$c")\""; done
       echo ')'; } > tools.go
     go mod tidy -e >/dev/null 2>&1 || true
     local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
@@ -67,7 +76,7 @@ build_kubernetes() {
     done
     local pkgs=""
     for c in $missing; do
-      if [ "$c" = etcd ]; then pkgs="$pkgs ./etcd"; else pkgs="$pkgs k8s.io/kubernetes/cmd/$c"; fi
+      if [ "$c" = etcd ]; then pkgs="$pkgs ./etcd"; else pkgs="$pkgs $(k8s_pkg "$c")"; fi
     done
     # shellcheck disable=SC2086 # one word per package
     go build -ldflags "$ld" -o "$K8S_BIN/.partial/" $pkgs

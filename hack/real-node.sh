@@ -5,7 +5,7 @@
 # cluster CA, webhook authentication and authorization against the API
 # server. Its pause and workload images are built here (no registry).
 #
-#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger] | env
+#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger] | import-image ARCHIVE REF | env
 #
 # restart-kubelet stranger serves a certificate from a CA nobody trusts
 # (what a node with a wrong CA looks like to kmetrics); cluster goes back.
@@ -21,10 +21,14 @@ APISERVER_PORT=${KMETRICS_APISERVER_PORT:-6443}
 source "$ROOT/hack/k8s-version.sh"
 export PATH=$K8S_BIN:$PATH
 NODE=real-node
-NODE_IP=${KMETRICS_REAL_NODE_IP:-$(ip -4 -o addr show scope global | awk '{split($4, a, "/"); print a[1]; exit}')}
+NODE_IP=${KMETRICS_REAL_NODE_IP:-}
 # The image the kubelet and containerd run as every pod's sandbox.
 PAUSE_IMAGE=registry.k8s.io/pause:3.10
 WORKLOAD_IMAGE=kmetrics.local/workload:e2e
+# metrics-server's e2e suite runs its consumers from this image (pulled by
+# its users from registry.k8s.io): built here from Kubernetes' consume-cpu
+# and the workload's stress, under the same name.
+CONSUMER_IMAGE=registry.k8s.io/e2e-test-images/resource-consumer:1.9
 
 D=$STATE/real-node
 CERTS=$STATE/certs
@@ -40,6 +44,7 @@ ctr_() { ctr --address "$SOCK" --namespace k8s.io "$@"; }
 
 # shellcheck source=hack/lib.sh
 source "$ROOT/hack/lib.sh"
+[ -n "$NODE_IP" ] || NODE_IP=$(host_ip || true)
 
 pki() {
   [ -f "$D/pki/.done" ] && return 0
@@ -66,6 +71,24 @@ images() {
   ctr_ images import --base-name kmetrics.local/workload "$D/image/oci.tar" >/dev/null
   ctr_ images ls -q | grep -qx "$WORKLOAD_IMAGE" || die "the import did not name $WORKLOAD_IMAGE: $(ctr_ images ls -q)"
   ctr_ images tag --force "$WORKLOAD_IMAGE" "$PAUSE_IMAGE" >/dev/null
+  # The consumer: /consume-cpu/consume-cpu (the suite runs it relative to
+  # /) and stress on PATH (the workload, which acts as stress by that name).
+  (cd "$ROOT/hack/image" && CGO_ENABLED=0 go run -trimpath . -file workload -name "${CONSUMER_IMAGE%:*}" -version "${CONSUMER_IMAGE##*:}" \
+    -add "consume-cpu/consume-cpu=$K8S_BIN/consume-cpu" -add "bin/stress=$D/image/workload" \
+    -out "$D/image/consumer" "linux/$(go env GOARCH)=$D/image/workload" >/dev/null)
+  import_image "$D/image/consumer.tar" "$CONSUMER_IMAGE"
+}
+
+# import_image ARCHIVE REF: an OCI archive of hack/image into the node's
+# containerd, named REF (what a pod's image field names; pulling is never
+# needed: IfNotPresent finds it).
+import_image() {
+  local archive=$1 ref=$2 name
+  name=$(tar -xOf "$archive" index.json | jq -r '.manifests[0].annotations["org.opencontainers.image.ref.name"]')
+  [ -n "$name" ] && [ "$name" != null ] || die "$archive names no image (index.json has no ref.name)"
+  ctr_ images import --base-name "${name%:*}" "$archive" >/dev/null
+  ctr_ images tag --force "$name" "$ref" >/dev/null
+  ctr_ images ls -q | grep -qx "$ref" || die "the import did not name $ref: $(ctr_ images ls -q)"
 }
 
 containerd_up() {
@@ -229,12 +252,14 @@ case "${1:-}" in
   up) up ;;
   down) down ;;
   restart-kubelet) restart_kubelet "${2:-cluster}" ;;
+  import-image) import_image "${2:?ARCHIVE}" "${3:?REF}" ;;
   env)
     echo "REAL_NODE=$NODE"
     echo "REAL_NODE_IP=$NODE_IP"
     echo "REAL_NODE_DIR=$D"
     echo "REAL_NODE_STRANGER_CA=$D/pki/stranger-ca.crt"
     echo "REAL_NODE_WORKLOAD_IMAGE=$WORKLOAD_IMAGE"
+    echo "REAL_NODE_CONSUMER_IMAGE=$CONSUMER_IMAGE"
     ;;
-  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger]|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger]|import-image ARCHIVE REF|env" >&2; exit 2 ;;
 esac

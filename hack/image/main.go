@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -39,14 +40,30 @@ func main() {
 	revision := flag.String("revision", "", "revision label (the commit)")
 	name := flag.String("name", "ghcr.io/kmetrics/kmetrics", "repository the image is named in (podman load names it <name>:<version>)")
 	file := flag.String("file", "kmetrics", "the binary's name in the image, /<file>, its entrypoint (the e2e suite's real node builds its workload image with another)")
+	var extra extraFiles
+	flag.Var(&extra, "add", "PATH=FILE: also put FILE at /PATH in the image, executable (repeatable; the e2e suite's consumer image adds consume-cpu and stress); the image then has PATH=/bin")
 	flag.Parse()
-	if err := run(*out, *name, *version, *source, *revision, *file, flag.Args()); err != nil {
+	if err := run(*out, *name, *version, *source, *revision, *file, extra, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, name, version, source, revision, file string, platformBins []string) error {
+// extraFiles are -add PATH=FILE pairs, in the order given.
+type extraFiles []string
+
+func (e *extraFiles) String() string { return strings.Join(*e, ",") }
+
+func (e *extraFiles) Set(v string) error {
+	p, f, ok := strings.Cut(v, "=")
+	if !ok || p == "" || f == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "..") {
+		return fmt.Errorf("%q: want PATH=FILE with PATH relative to / and without ..", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+func run(out, name, version, source, revision, file string, extra extraFiles, platformBins []string) error {
 	if len(platformBins) == 0 {
 		return fmt.Errorf("no platform=binary given")
 	}
@@ -75,7 +92,7 @@ func run(out, name, version, source, revision, file string, platformBins []strin
 		if !ok || !ok2 {
 			return fmt.Errorf("%q: want os/arch=binary", pb)
 		}
-		img, err := image(bin, file, osName, arch, created, labels)
+		img, err := image(bin, file, extra, osName, arch, created, labels)
 		if err != nil {
 			return fmt.Errorf("%s: %w", platform, err)
 		}
@@ -111,19 +128,32 @@ func run(out, name, version, source, revision, file string, platformBins []strin
 	return nil
 }
 
-// image is one platform's image: a single layer holding /<file>.
-func image(bin, file, osName, arch string, created time.Time, labels map[string]string) (v1.Image, error) {
-	content, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, err
-	}
+// image is one platform's image: a single layer holding /<file> and the
+// extra files.
+func image(bin, file string, extra extraFiles, osName, arch string, created time.Time, labels map[string]string) (v1.Image, error) {
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
-	if err := tw.WriteHeader(&tar.Header{Name: file, Mode: 0o555, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
-		return nil, err
-	}
-	if _, err := tw.Write(content); err != nil {
-		return nil, err
+	dirs := map[string]bool{}
+	for _, pf := range append([]string{file + "=" + bin}, extra...) {
+		p, f, _ := strings.Cut(pf, "=")
+		content, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		// Parent directories first, once each, so every runtime unpacks
+		// the same tree.
+		for d := path.Dir(p); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o755, ModTime: created, Typeflag: tar.TypeDir, Format: tar.FormatPAX}); err != nil {
+				return nil, err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o555, Size: int64(len(content)), ModTime: created, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(content); err != nil {
+			return nil, err
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, err
@@ -147,6 +177,9 @@ func image(bin, file, osName, arch string, created time.Time, labels map[string]
 	cfg.OS, cfg.Architecture, cfg.Created = osName, arch, v1.Time{Time: created}
 	cfg.Config.Entrypoint = []string{"/" + file}
 	cfg.Config.User = "65534:65534"
+	if len(extra) > 0 {
+		cfg.Config.Env = []string{"PATH=/bin"}
+	}
 	cfg.Config.Labels = labels
 	cfg.History = []v1.History{{Created: v1.Time{Time: created}, CreatedBy: "hack/image: /" + file + " (static, CGO_ENABLED=0)"}}
 	img, err = mutate.ConfigFile(img, cfg)

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"archive/tar"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -30,7 +32,7 @@ func TestArchivePushesWithItsDigest(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1764633600")
 	build := func(out string) string {
 		t.Helper()
-		if err := run(out, "ghcr.io/kmetrics/kmetrics", "v0.0.0-test", "https://github.com/kmetrics/kmetrics", "abc", "kmetrics",
+		if err := run(out, "ghcr.io/kmetrics/kmetrics", "v0.0.0-test", "https://github.com/kmetrics/kmetrics", "abc", "kmetrics", nil,
 			[]string{"linux/arm64=" + bin, "linux/amd64=" + bin}); err != nil {
 			t.Fatal(err)
 		}
@@ -84,5 +86,53 @@ func TestArchivePushesWithItsDigest(t *testing.T) {
 	}
 	if strings.Join(platforms, " ") != "linux/amd64 linux/arm64" {
 		t.Errorf("platforms in the registry: %v", platforms)
+	}
+}
+
+// -add puts more executables in the one layer, under their directories,
+// and gives the image a PATH (the e2e consumer image: consume-cpu, stress);
+// a path out of the image is refused.
+func TestExtraFiles(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "workload")
+	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var extra extraFiles
+	for _, v := range []string{"consume-cpu/consume-cpu=" + bin, "bin/stress=" + bin} {
+		if err := extra.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []string{"/bin/x=" + bin, "../x=" + bin, "x", "=" + bin} {
+		if err := extra.Set(bad); err == nil {
+			t.Errorf("-add %q accepted", bad)
+		}
+	}
+	img, err := image(bin, "workload", extra, "linux", "amd64", time.Unix(0, 0), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := img.ConfigFile()
+	if strings.Join(cfg.Config.Env, " ") != "PATH=/bin" {
+		t.Errorf("Env %v, want PATH=/bin", cfg.Config.Env)
+	}
+	layers, _ := img.Layers()
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var names []string
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		names = append(names, h.Name)
+	}
+	if got, want := strings.Join(names, " "), "workload consume-cpu/ consume-cpu/consume-cpu bin/ bin/stress"; got != want {
+		t.Errorf("layer holds %q, want %q", got, want)
 	}
 }

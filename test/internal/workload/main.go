@@ -4,6 +4,8 @@
 //
 //	workload                 sleep until SIGTERM (the pod sandbox's pause)
 //	workload burn [flags]    use a known share of a CPU and hold memory
+//	workload stress [flags]  stress(1)'s memory workers, as metrics-server's
+//	                         e2e suite runs them (also when run as "stress")
 //
 // burn reads the millicores to use from --millicores-file every second when
 // it is set, so a test can drive every replica of a Deployment (an HPA's
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -24,6 +27,10 @@ import (
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == "stress" {
+		exitOnError("stress", stress(os.Args[1:]))
+		return
+	}
 	if len(os.Args) < 2 {
 		pause()
 		return
@@ -34,8 +41,10 @@ func main() {
 			fmt.Fprintln(os.Stderr, "workload burn:", err)
 			os.Exit(2)
 		}
+	case "stress":
+		exitOnError("workload stress", stress(os.Args[2:]))
 	default:
-		fmt.Fprintf(os.Stderr, "workload: unknown command %q (want none or burn)\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "workload: unknown command %q (want none, burn or stress)\n", os.Args[1])
 		os.Exit(2)
 	}
 }
