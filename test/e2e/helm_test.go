@@ -11,10 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 )
 
@@ -32,18 +35,7 @@ func TestHelmChart(t *testing.T) {
 	}
 	chart := filepath.Join(root, "deploy", "helm", "kmetrics")
 	values := filepath.Join(root, "test", "e2e", "testdata", "helm-values.yaml")
-	run := func(t *testing.T, stdin []byte, name string, args ...string) []byte {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Stdin = bytes.NewReader(stdin)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("%s %s: %v\n%s%s", filepath.Base(name), strings.Join(args, " "), err, out, stderr.String())
-		}
-		return out
-	}
+	run := runCmd
 
 	t.Run("lint", func(t *testing.T) {
 		run(t, nil, helm, "lint", "--strict", chart)
@@ -53,6 +45,11 @@ func TestHelmChart(t *testing.T) {
 		out, err := exec.Command(helm, "template", "kmetrics", chart, "--set", "servingCert.mode=selfmanaged").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "servingCert.mode must be selfManaged or certManager") {
 			t.Errorf("servingCert.mode=selfmanaged: %v\n%s", err, out)
+		}
+		// A CA and no verification at once is a contradiction, not a choice.
+		out, err = exec.Command(helm, "template", "kmetrics", chart, "--set", "kubelet.insecureTLS=true", "--set", "kubelet.certificateAuthority=x").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "kubelet.insecureTLS and kubelet.certificateAuthority exclude each other") {
+			t.Errorf("kubelet.insecureTLS with a CA: %v\n%s", err, out)
 		}
 	})
 
@@ -77,6 +74,8 @@ func TestHelmChart(t *testing.T) {
 	})
 
 	t.Run("the API server accepts default and non-default renderings", func(t *testing.T) {
+		// The values file turns the ServiceMonitor on: its kind must exist.
+		mustKubectl(t, "apply", "--server-side", "-f", filepath.Join(root, "deploy", "crds", "monitoring.coreos.com_servicemonitors.yaml"))
 		for _, extra := range [][]string{nil, {"-f", values}} {
 			rendered := run(t, nil, helm, append([]string{"template", "kmetrics", chart, "-n", "kube-system"}, extra...)...)
 			run(t, rendered, "kubectl", "apply", "--dry-run=server", "-f", "-")
@@ -91,6 +90,72 @@ func TestHelmChart(t *testing.T) {
 					t.Errorf("values %v: kmetrics refuses the chart's flags %v: %v\n%s", extra, args, err, out)
 				}
 			}
+		}
+	})
+
+	t.Run("metrics-server's chart values reach the pod", func(t *testing.T) {
+		rendered := manifestObjects(t, run(t, nil, helm, "template", "kmetrics", chart, "-n", "kube-system", "-f", values))
+		var sts appsv1.StatefulSet
+		decodeInto(t, rendered["StatefulSet kube-system/kmetrics"], &sts)
+		pod := sts.Spec.Template.Spec
+		c := pod.Containers[0]
+		if !pod.HostNetwork || pod.DNSPolicy != corev1.DNSClusterFirstWithHostNet {
+			t.Errorf("hostNetwork %v, dnsPolicy %q", pod.HostNetwork, pod.DNSPolicy)
+		}
+		if len(c.Ports) != 1 || c.Ports[0].ContainerPort != 4443 || c.Args[0] != "--secure-port=4443" {
+			t.Errorf("port: %v, first flag %q; want 4443 both", c.Ports, c.Args[0])
+		}
+		if sc := pod.SecurityContext; sc == nil || *sc.RunAsUser != 1000 || *sc.RunAsGroup != 1000 || *sc.FSGroup != 1000 {
+			t.Errorf("pod securityContext %+v", sc)
+		}
+		if sc := c.SecurityContext; sc == nil || !*sc.ReadOnlyRootFilesystem || !*sc.RunAsNonRoot || *sc.AllowPrivilegeEscalation {
+			t.Errorf("container securityContext %+v", sc)
+		}
+		// args and extraArgs come last, in that order (they win).
+		if n := len(c.Args); n < 2 || c.Args[n-2] != "--query.max-samples=10000000" || c.Args[n-1] != "--query.timeout=1m" {
+			t.Errorf("args end %v", c.Args[max(0, len(c.Args)-3):])
+		}
+		var env []string
+		for _, e := range c.Env {
+			env = append(env, e.Name)
+		}
+		if strings.Join(env, ",") != "POD_NAME,GOMAXPROCS" {
+			t.Errorf("env %v, want POD_NAME (HA) then GOMAXPROCS", env)
+		}
+		// The kubelet CA: a ConfigMap holding the PEM, mounted where the
+		// flag points.
+		var cm corev1.ConfigMap
+		decodeInto(t, rendered["ConfigMap kube-system/kmetrics-kubelet-ca"], &cm)
+		if !strings.HasPrefix(cm.Data["ca.crt"], "-----BEGIN CERTIFICATE-----\nMIIBkTCC") {
+			t.Errorf("kubelet CA ConfigMap: %q", cm.Data["ca.crt"])
+		}
+		if !slices.Contains(c.Args, "--kubelet-certificate-authority=/etc/kmetrics/kubelet-ca/ca.crt") || slices.Contains(c.Args, "--kubelet-insecure-tls") {
+			t.Errorf("kubelet CA flags: %v", c.Args)
+		}
+		mounted := false
+		for _, m := range c.VolumeMounts {
+			mounted = mounted || (m.Name == "kubelet-ca" && m.MountPath == "/etc/kmetrics/kubelet-ca")
+		}
+		if !mounted {
+			t.Errorf("kubelet CA not mounted: %v", c.VolumeMounts)
+		}
+		// Testing only: --kubelet-insecure-tls, and no CA.
+		insecure := manifestObjects(t, run(t, nil, helm, "template", "kmetrics", chart, "-n", "kube-system", "--set", "kubelet.insecureTLS=true"))
+		if args := containerArgs(insecure["StatefulSet kube-system/kmetrics"]); !slices.Contains(args, "--kubelet-insecure-tls") {
+			t.Errorf("kubelet.insecureTLS: %v", args)
+		}
+		// The ServiceMonitor: scrapes the Service's https port with the
+		// Prometheus' token, verifying kmetrics' certificate by its CA.
+		sm := rendered["ServiceMonitor kube-system/kmetrics"]
+		b, _ := json.Marshal(sm)
+		for _, want := range []string{`"release":"kube-prometheus"`, `"port":"https"`, `"scheme":"https"`, `"interval":"15s"`,
+			`"serverName":"kmetrics.kube-system.svc"`, `"secret":{"key":"ca.crt","name":"kmetrics-serving"}`, `"bearerTokenFile":"/var/run/secrets/kubernetes.io/serviceaccount/token"`} {
+			if !strings.Contains(string(b), want) {
+				t.Errorf("ServiceMonitor lacks %s: %s", want, b)
+			}
+		}
+		if _, ok := manifestObjects(t, run(t, nil, helm, "template", "kmetrics", chart))["ServiceMonitor default/kmetrics"]; ok {
+			t.Error("a ServiceMonitor by default (it needs the operator's CRDs)")
 		}
 	})
 
@@ -248,6 +313,21 @@ func containerArgs(obj map[string]any) []string {
 		return nil
 	}
 	return sts.Spec.Template.Spec.Containers[0].Args
+}
+
+// decodeInto converts a parsed manifest object into a typed one.
+func decodeInto(t *testing.T, obj map[string]any, into any) {
+	t.Helper()
+	if obj == nil {
+		t.Fatalf("no such object rendered (for %T)", into)
+	}
+	b, err := json.Marshal(obj)
+	if err == nil {
+		err = json.Unmarshal(b, into)
+	}
+	if err != nil {
+		t.Fatalf("decoding %T: %v", into, err)
+	}
 }
 
 // diffObjects names what differs between two object sets.
