@@ -8,6 +8,8 @@
 // the TSDB is written as fast as it can be.
 //
 //	make bench-remote-write      (RWBENCH_NODES=1000, RWBENCH_CYCLES=6 by default)
+//	make bench-sizing            (the "without" child alone at several cluster
+//	                              sizes: the chart's memory sizing rule)
 package rwbench
 
 import (
@@ -48,10 +50,9 @@ import (
 	"github.com/kmetrics/kmetrics/test/internal/promserver"
 )
 
-const (
-	podsPerNode = 30
-	resolution  = 15 * time.Second
-)
+// resolution is kmetrics' default scrape interval. The pods per node are
+// RWBENCH_PODS (30 by default; make bench-sizing varies them).
+const resolution = 15 * time.Second
 
 func envInt(name string, def int) int {
 	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
@@ -64,6 +65,7 @@ func envInt(name string, def int) int {
 type result struct {
 	Mode          string  `json:"mode"`
 	Nodes         int     `json:"nodes"`
+	Pods          int     `json:"pods_per_node"`
 	Seconds       float64 `json:"seconds"`
 	CPUSeconds    float64 `json:"cpu_seconds"`
 	RSSMiB        float64 `json:"rss_mib"`
@@ -150,7 +152,7 @@ func TestRemoteWriteChild(t *testing.T) {
 		go w.Run(ctx, nil)
 		appendable = w.Tee(db)
 	}
-	r := result{Mode: mode, Nodes: nodes}
+	r := result{Mode: mode, Nodes: nodes, Pods: envInt("RWBENCH_PODS", 30)}
 	if mode == "burst" {
 		r = burst(t, ctx, appendable, nodes, reg, r)
 	} else {
@@ -167,7 +169,7 @@ func scrapeCycles(t *testing.T, ctx context.Context, app promstorage.Appendable,
 	begin := time.Now().Add(-time.Minute)
 	kubelet := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		_, _ = w.Write(fakekubelet.ResourceBody(strings.TrimPrefix(req.URL.Path, "/nodes/"), time.Now().UnixMilli(), begin, podsPerNode))
+		_, _ = w.Write(fakekubelet.ResourceBody(strings.TrimPrefix(req.URL.Path, "/nodes/"), time.Now().UnixMilli(), begin, r.Pods))
 	}))
 	defer kubelet.Close()
 	_, kport, _ := net.SplitHostPort(kubelet.Listener.Addr().String())
@@ -212,7 +214,7 @@ func scrapeCycles(t *testing.T, ctx context.Context, app promstorage.Appendable,
 func burst(t *testing.T, ctx context.Context, app promstorage.Appendable, nodes int, reg *prometheus.Registry, r result) result {
 	var series []labels.Labels
 	for n := 0; n < nodes; n++ {
-		for p := 0; p < podsPerNode*5; p++ {
+		for p := 0; p < r.Pods*5; p++ {
 			series = append(series, labels.FromStrings("__name__", "container_cpu_usage_seconds_total", "node", fmt.Sprintf("node-%04d", n), "pod", fmt.Sprintf("pod-%d", p)))
 		}
 	}
