@@ -14,7 +14,7 @@ FUZZTIME ?= 20s
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load image bench-startup lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load bench-sizing image bench-startup lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -33,7 +33,7 @@ lint:
 	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench ./test/rwbench
 
 unit:
-	$(GO) test -count=1 ./cmd/... ./pkg/...
+	$(GO) test -count=1 ./cmd/... ./pkg/... ./test/internal/...
 
 # The fuzz targets, briefly: the scrape decoder against an in-memory appender
 # (fast: parsing and index feeding) and through the guard into a real TSDB
@@ -52,13 +52,17 @@ fuzz:
 # the query API's answers against Debian's Prometheus on the same data, and
 # a prometheus.yml's scrapes against Prometheus 3.15 (built from the proxy,
 # cached beside the control plane).
+# TestInstalledInCluster installs that image with the chart as a pod on the
+# real node and runs metrics-server v0.8.0's own e2e suite against it (built
+# from the module cache by test/metricsserver).
 # The image test runs the amd64 image (a relink of what build compiled),
 # built twice (here and in a copy of the tree elsewhere): same digest; and
 # the archive pushed with skopeo keeps its digest (hack/image's test).
 e2e: build cluster-bins
 	IMAGE_ARCHS=amd64 bash hack/image-reproducible.sh
 	cd hack/image && $(GO) test -count=1 ./...
-	KMETRICS_IMAGE=$(CURDIR)/_output/image.tar HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	cd test/metricsserver && $(GO) test -c -o ../../_output/metrics-server-e2e.test sigs.k8s.io/metrics-server/test
+	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 50m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh
@@ -120,6 +124,15 @@ bench-query: cluster-bins
 bench-remote-write:
 	VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags bench -count=1 -run TestRemoteWriteCost -v -timeout 30m ./test/rwbench 2>/dev/null | grep -E 'rw_test.go|^(--- |ok|FAIL|PASS)' | tee bench-remote-write.out
 
+# Memory by cluster size (the chart's resources rule, docs/benchmarks.md):
+# the kubelet scrape path alone (test/rwbench's "without" child, a fresh
+# process each) at nodes:pods-per-node. Writes bench-sizing.out.
+SIZING ?= 500:30 1000:10 1000:30
+bench-sizing:
+	@for s in $(SIZING); do \
+	  RWBENCH_MODE=without RWBENCH_NODES=$${s%%:*} RWBENCH_PODS=$${s##*:} $(GO) test -tags bench -count=1 -run '^TestRemoteWriteChild$$' -v -timeout 30m ./test/rwbench 2>/dev/null | grep '^RESULT' || exit 1; \
+	done | tee bench-sizing.out
+
 bench-load:
 	LOAD_NODES=$${LOAD_NODES:-1000} LOAD_PHASE=$${LOAD_PHASE:-60s} $(GO) test -tags bench -count=1 -run TestLoad -v -timeout 30m ./test/loadbench 2>/dev/null | grep -E 'load_test.go|^(--- |ok|FAIL|PASS)' | tee bench-load.out
 
@@ -135,4 +148,4 @@ demo-down:
 	bash hack/demo.sh down
 
 clean:
-	rm -rf bin .state .e2e.log .e2e-compat.log bench.out bench-adapter.out bench-query.out bench-load.out bench-startup.out
+	rm -rf bin .state .e2e.log .e2e-compat.log bench.out bench-adapter.out bench-query.out bench-load.out bench-sizing.out bench-startup.out

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One real node beside the kwok nodes of a cluster hack/cluster.sh brought
 # up: Debian's containerd (runc, cgroupfs) and kubelet $K8S_VERSION built
-# from the Go proxy, host-network pods, a serving certificate signed by the
+# from the Go proxy, pods on a bridge of their own, a serving certificate signed by the
 # cluster CA, webhook authentication and authorization against the API
 # server. Its pause and workload images are built here (no registry).
 #
@@ -11,7 +11,8 @@
 # (what a node with a wrong CA looks like to kmetrics); cluster goes back.
 # Settings (environment): KMETRICS_STATE (the cluster's state dir),
 # KMETRICS_APISERVER_PORT, KMETRICS_REAL_NODE_IP (default: this machine's
-# first global IPv4 address: the kubelet refuses a loopback node IP).
+# first global IPv4 address: the kubelet refuses a loopback node IP),
+# KMETRICS_REAL_NODE_POD_SUBNET (the pods' addresses, default 10.244.0.0/24).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +32,8 @@ WORKLOAD_IMAGE=kmetrics.local/workload:e2e
 CONSUMER_IMAGE=registry.k8s.io/e2e-test-images/resource-consumer:1.9
 
 D=$STATE/real-node
+BRIDGE=kmetrics0
+POD_SUBNET=${KMETRICS_REAL_NODE_POD_SUBNET:-10.244.0.0/24}
 CERTS=$STATE/certs
 LOGS=$STATE/logs
 PIDS=$STATE/pids
@@ -93,10 +96,14 @@ import_image() {
 
 containerd_up() {
   mkdir -p "$D/containerd" "$D/run" "$D/cni/net.d" "$D/opt"
-  # The loopback plugin alone: host-network pods need no more, and with a
-  # network configured the runtime reports NetworkReady (the node Ready).
-  cat > "$D/cni/net.d/10-loopback.conflist" <<JSON
-{"cniVersion": "1.0.0", "name": "loopback", "plugins": [{"type": "loopback"}]}
+  # A bridge with addresses from host-local: pods not on the host network
+  # (metrics-server's suite creates such) get an address, and no more — no
+  # route out, no masquerading (no iptables here), no other node to reach.
+  # With a network configured the runtime reports NetworkReady (the node
+  # Ready).
+  cat > "$D/cni/net.d/10-bridge.conflist" <<JSON
+{"cniVersion": "1.0.0", "name": "kmetrics-pods", "plugins": [{"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false,
+  "ipam": {"type": "host-local", "ranges": [[{"subnet": "$POD_SUBNET"}]], "dataDir": "$D/cni/ipam"}}]}
 JSON
   cat > "$D/containerd.toml" <<TOML
 version = 2
@@ -245,6 +252,7 @@ down() {
   for sub in /sys/fs/cgroup/*/kubepods; do
     [ -d "$sub" ] && find "$sub" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
+  ip link del "$BRIDGE" 2>/dev/null || true
   rm -rf "$D"
 }
 

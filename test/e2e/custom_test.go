@@ -164,20 +164,7 @@ spec:
 		t.Errorf("selector matching nothing: %v", err)
 	}
 
-	kubectlApply(t, fmt.Sprintf(`
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: web, namespace: %[1]s}
-spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
-  minReplicas: 1
-  maxReplicas: 4
-  metrics:
-  - type: Pods
-    pods:
-      metric: {name: http_requests}
-      target: {type: AverageValue, averageValue: "10"}
----
+	kubectlApply(t, webHPA(customNS)+"---"+fmt.Sprintf(`
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata: {name: worker, namespace: %[1]s}

@@ -114,7 +114,7 @@ defaults
   retries 3
   option redispatch
 frontend kmetrics
-  bind 127.0.0.1:%s
+  bind :%s
   default_backend replicas
 backend replicas
   balance roundrobin
@@ -150,20 +150,7 @@ spec:
   metrics:
   - type: Resource
     resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
----
-apiVersion: autoscaling/v2
-kind: HorizontalPodAutoscaler
-metadata: {name: web, namespace: %[1]s}
-spec:
-  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
-  minReplicas: 1
-  maxReplicas: 4
-  metrics:
-  - type: Pods
-    pods:
-      metric: {name: http_requests}
-      target: {type: AverageValue, averageValue: "10"}
-`, haNS))
+`, haNS)+"---"+webHPA(haNS))
 
 	// kubectl top, every 2 s, from now on.
 	poll := startPoller(2*time.Second, func() error {

@@ -76,3 +76,51 @@ func replicasOf(ns, name, want string) func() error {
 		return nil
 	}
 }
+
+// webRequestsHPA: a Deployment of pods whose fake application counts
+// requests (35/s in all, scraped through their prometheus.io annotations)
+// and an HPA on the custom metric http_requests at 10 per pod: it scales
+// 1 → 4 through custom.metrics.k8s.io, without a failed metric read.
+func webRequestsHPA(t *testing.T, ns string) {
+	fleet := startAppFleet(t, ns, "9100")
+	fleet.set(35, 0)
+	kubectlApply(t, scrapedDeployment(ns, "web", 1, ""))
+	// The HPA comes once the metric is served: before, its failed reads
+	// would be the test's doing, not kmetrics'.
+	eventually(t, 2*time.Minute, "the web pod's request rate served", func() error {
+		v, err := rawValues("/apis/custom.metrics.k8s.io/v1beta2/namespaces/" + ns + "/pods/*/http_requests?labelSelector=app%3Dweb")
+		if err == nil && len(v) != 1 {
+			err = fmt.Errorf("%d pods served: %v", len(v), v)
+		}
+		return err
+	})
+	kubectlApply(t, webHPA(ns))
+	eventually(t, 4*time.Minute, "the HPA scales web up on requests per second", replicasOf(ns, "web", "4"))
+	for _, reason := range []string{"FailedGetPodsMetric", "FailedComputeMetricsReplicas"} {
+		if failed := mustKubectl(t, "-n", ns, "get", "events", "--field-selector", "involvedObject.kind=HorizontalPodAutoscaler,reason="+reason,
+			"-o", "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}"); failed != "" {
+			t.Errorf("the HPA reported %s:\n%s", reason, failed)
+		}
+	}
+	mustKubectl(t, "-n", ns, "delete", "hpa", "web")
+	mustKubectl(t, "-n", ns, "delete", "deployment", "web")
+}
+
+// webHPA is an HPA scaling Deployment web of ns between 1 and 4 replicas
+// on the custom metric http_requests, 10 per pod.
+func webHPA(ns string) string {
+	return fmt.Sprintf(`
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: %[1]s}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+  - type: Pods
+    pods:
+      metric: {name: http_requests}
+      target: {type: AverageValue, averageValue: "10"}
+`, ns)
+}

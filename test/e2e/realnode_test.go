@@ -66,7 +66,7 @@ func (n *realNode) get(path string) ([]byte, error) {
 }
 
 // TestRealKubelet checks kmetrics against a real kubelet running real
-// containers in real cgroups: what kubectl top and the HPA see is what the
+// containers in real cgroups: what kubectl top sees is what the
 // cgroups account; the node row is the kubelet's own; cAdvisor series carry
 // the labels the kubernetes-mixin selects on; a kmetrics without
 // nodes/metrics is refused by the kubelet, and a node serving a certificate
@@ -142,7 +142,6 @@ func TestRealKubelet(t *testing.T) {
 	t.Run("the shipped dashboards show the node and its pod", func(t *testing.T) {
 		dashboardsAnswer(t, strings.NewReplacer("$cluster", ".*", "$namespace", realNS, "$pod", "burn", "$node", node.name, "$__rate_interval", "1m", "$__interval", "15s"))
 	})
-	t.Run("an HPA scales a real Deployment on real CPU, up and down", func(t *testing.T) { realHPA(t, node) })
 	t.Run("cAdvisor series carry the kubernetes-mixin labels", func(t *testing.T) { cadvisorLabels(t) })
 	t.Run("without nodes/metrics the kubelet refuses, per node", func(t *testing.T) { refusedWithoutNodeMetrics(t, node) })
 	t.Run("a node serving from the wrong CA fails alone", func(t *testing.T) { wrongCA(t, node) })
@@ -170,10 +169,11 @@ spec:
 `, node, name, millicores, memoryMiB, realNS)
 }
 
-// realHPA: a Deployment of burners on the real node, all reading their
-// load from one hostPath file; the HPA sees their real CPU through
-// kmetrics and scales 1 → 3 and back to 1.
-func realHPA(t *testing.T, node *realNode) {
+// realHPA: a Deployment of burners on the real node in namespace realNS, all
+// reading their load from one hostPath file; the HPA sees their real CPU
+// through kmetrics and scales 1 → 3 and back to 1 (TestInstalledInCluster
+// runs it against the kmetrics pod).
+func realHPA(t *testing.T, node *realNode, realNS string) {
 	load := filepath.Join(node.dir, "load")
 	if err := os.MkdirAll(load, 0o755); err != nil {
 		t.Fatal(err)

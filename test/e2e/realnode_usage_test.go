@@ -81,9 +81,22 @@ func cgroupWorkingSet(t *testing.T, cg string) float64 {
 
 // containerMemory is a container's memory as metrics.k8s.io serves it.
 func containerMemory(t *testing.T, pod, container string) (float64, error) {
-	out, err := kubectl("get", "--raw", "/apis/metrics.k8s.io/v1beta1/namespaces/"+realNS+"/pods/"+pod)
+	usage, err := containerUsage("v1beta1", realNS, pod)
 	if err != nil {
 		return 0, err
+	}
+	if u, ok := usage[container]; ok {
+		return quantity(t, u["memory"]), nil
+	}
+	return 0, fmt.Errorf("container %s not in %v", container, usage)
+}
+
+// containerUsage is a pod's usage per container as metrics.k8s.io (at
+// version) serves it.
+func containerUsage(version, ns, pod string) (map[string]map[string]string, error) {
+	out, err := kubectl("get", "--raw", "/apis/metrics.k8s.io/"+version+"/namespaces/"+ns+"/pods/"+pod)
+	if err != nil {
+		return nil, err
 	}
 	var pm struct {
 		Containers []struct {
@@ -92,14 +105,13 @@ func containerMemory(t *testing.T, pod, container string) (float64, error) {
 		} `json:"containers"`
 	}
 	if err := json.Unmarshal([]byte(out), &pm); err != nil {
-		return 0, err
+		return nil, err
 	}
+	usage := make(map[string]map[string]string, len(pm.Containers))
 	for _, c := range pm.Containers {
-		if c.Name == container {
-			return quantity(t, c.Usage["memory"]), nil
-		}
+		usage[c.Name] = c.Usage
 	}
-	return 0, fmt.Errorf("container %s not in %s", container, out)
+	return usage, nil
 }
 
 func median(v []float64) float64 {
