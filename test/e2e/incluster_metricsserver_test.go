@@ -21,6 +21,10 @@ import (
 // metricsServerSkips are the specs of metrics-server's suite that assert
 // metrics-server's own internals, not the metrics API; each is skipped by
 // name.
+// consumerImage is the image the suite runs its consumers from, built
+// and imported by hack/real-node.sh under this name.
+const consumerImage = "registry.k8s.io/e2e-test-images/resource-consumer:1.9"
+
 var metricsServerSkips = []string{
 	// The exact list of metrics-server's readyz checks
 	// (metric-storage-ready, metric-informer-sync, …), read through a
@@ -116,27 +120,23 @@ func (ic *inCluster) metricsServerSuite(t *testing.T) {
 // running) is served, with CPU and memory above zero, and the finished
 // init container is not.
 func (ic *inCluster) everyContainerMeasured(t *testing.T) {
-	consume := func(name string) string {
-		return fmt.Sprintf(`{name: %s, image: registry.k8s.io/e2e-test-images/resource-consumer:1.9, command: [/consume-cpu/consume-cpu], args: [--duration-sec=600, --millicores=50]}`, name)
+	consumeFor := func(name string, seconds int) string {
+		return fmt.Sprintf(`{name: %s, image: %s, command: [/consume-cpu/consume-cpu], args: [--duration-sec=%d, --millicores=50]}`, name, consumerImage, seconds)
 	}
+	consume := func(name string) string { return consumeFor(name, 600) }
 	spec := func(name, init, containers string) string {
 		return fmt.Sprintf(`
 apiVersion: v1
 kind: Pod
 metadata: {name: %s, namespace: %s}
 spec:
-  nodeSelector: {kmetrics.dev/real-node: "true"}
-  tolerations: [{key: kmetrics.dev/real-node, operator: Exists}]
-  hostNetwork: true
-  automountServiceAccountToken: false
-  enableServiceLinks: false
-  terminationGracePeriodSeconds: 1
+%s
   initContainers: [%s]
   containers: [%s]
-`, name, icAppNS, init, containers)
+`, name, icAppNS, realNodePlacement("  "), init, containers)
 	}
 	pods := map[string][]string{"after-init": {"main"}, "with-sidecar": {"main", "sidecar"}, "native-sidecar": {"main", "sidecar"}}
-	kubectlApply(t, spec("after-init", `{name: init, image: registry.k8s.io/e2e-test-images/resource-consumer:1.9, command: [/consume-cpu/consume-cpu], args: [--duration-sec=3, --millicores=50]}`, consume("main"))+"---"+
+	kubectlApply(t, spec("after-init", consumeFor("init", 3), consume("main"))+"---"+
 		spec("with-sidecar", "", consume("main")+", "+consume("sidecar"))+"---"+
 		spec("native-sidecar", strings.Replace(consume("sidecar"), "}", ", restartPolicy: Always}", 1), consume("main")))
 	t.Cleanup(func() {

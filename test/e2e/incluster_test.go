@@ -288,6 +288,16 @@ func (ic *inCluster) promQL(t *testing.T) {
 	}
 	// kmetrics leaves its own monitor to the other Prometheus (it scrapes
 	// itself; and the monitor's bearerTokenFile would be refused here).
+	// Once it has applied the monitors' jobs, it has seen that one.
+	eventually(t, time.Minute, "kmetrics applied the monitors' scrape jobs", func() error {
+		if log := ic.podLog(); !strings.Contains(log, "Applied the monitors' scrape jobs") {
+			return fmt.Errorf("not in its log yet:\n%s", lastLines(log, 5))
+		}
+		return nil
+	})
+	if log := ic.podLog(); strings.Contains(log, "Refusing a prometheus-operator object") {
+		t.Errorf("kmetrics refused an object:\n%s", log)
+	}
 	if out := mustKubectl(t, "-n", icNS, "get", "events", "--field-selector", "reason=InvalidConfiguration", "-o", "name"); strings.TrimSpace(out) != "" {
 		t.Errorf("kmetrics refused an object of its own release: %s", out)
 	}
@@ -350,11 +360,19 @@ func (ic *inCluster) httpClient(t *testing.T) *http.Client {
 func (ic *inCluster) diagnose(t *testing.T) {
 	out, _ := kubectl("-n", icNS, "describe", "pod", icRelease+"-0")
 	t.Logf("kubectl describe pod:\n%s", lastLines(out, 40))
+	t.Logf("the kmetrics container's logs:\n%s", lastLines(ic.podLog(), 30))
+}
+
+// podLog is what every kmetrics container of the release wrote, as the
+// node keeps it.
+func (ic *inCluster) podLog() string {
 	logs, _ := filepath.Glob(filepath.Join(ic.node.dir, "pod-logs", icNS+"_"+icRelease+"-0_*", "kmetrics", "*.log"))
+	var b strings.Builder
 	for _, l := range logs {
-		b, _ := os.ReadFile(l)
-		t.Logf("%s:\n%s", l, lastLines(string(b), 30))
+		content, _ := os.ReadFile(l)
+		fmt.Fprintf(&b, "%s:\n%s", l, content)
 	}
+	return b.String()
 }
 
 // runCmd runs a command, failing the test with both outputs.

@@ -147,6 +147,21 @@ func TestRealKubelet(t *testing.T) {
 	t.Run("a node serving from the wrong CA fails alone", func(t *testing.T) { wrongCA(t, node) })
 }
 
+// realNodePlacement is the part of a pod spec (at indent) that puts a test
+// pod on the real node: selected, tolerated, in the node's network (the
+// node's pods reach nothing else), no token, quick to delete.
+func realNodePlacement(indent string) string {
+	lines := []string{
+		`nodeSelector: {kmetrics.dev/real-node: "true"}`,
+		`tolerations: [{key: kmetrics.dev/real-node, operator: Exists}]`,
+		`hostNetwork: true`,
+		`automountServiceAccountToken: false`,
+		`enableServiceLinks: false`,
+		`terminationGracePeriodSeconds: 1`,
+	}
+	return indent + strings.Join(lines, "\n"+indent)
+}
+
 // burnPod is a pod on the real node burning millicores and holding memory.
 func burnPod(node, name string, millicores, memoryMiB int) string {
 	return fmt.Sprintf(`
@@ -194,12 +209,7 @@ spec:
   template:
     metadata: {labels: {app: burner}}
     spec:
-      nodeSelector: {kmetrics.dev/real-node: "true"}
-      tolerations: [{key: kmetrics.dev/real-node, operator: Exists}]
-      hostNetwork: true
-      automountServiceAccountToken: false
-      enableServiceLinks: false
-      terminationGracePeriodSeconds: 1
+%[3]s
       volumes: [{name: load, hostPath: {path: %[2]s, type: Directory}}]
       containers:
       - name: burner
@@ -208,7 +218,7 @@ spec:
         command: [/workload, burn, --millicores-file, /load/millicores]
         volumeMounts: [{name: load, mountPath: /load, readOnly: true}]
         resources: {requests: {cpu: 100m, memory: 16Mi}}
-`, realNS, load))
+`, realNS, load, realNodePlacement("      ")))
 	eventually(t, time.Minute, "the burner served", func() error {
 		_, err := kubectl("-n", realNS, "top", "pod", "-l", "app=burner")
 		return err
