@@ -37,10 +37,7 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "burn":
-		if err := burn(os.Args[2:]); err != nil {
-			fmt.Fprintln(os.Stderr, "workload burn:", err)
-			os.Exit(2)
-		}
+		exitOnError("workload burn", burn(os.Args[2:]))
 	case "stress":
 		exitOnError("workload stress", stress(os.Args[2:]))
 	default:
@@ -72,10 +69,7 @@ func burn(args []string) error {
 		return fmt.Errorf("--millicores must be within 0..1000, got %d", *millicores)
 	}
 	runtime.GOMAXPROCS(1)
-	held := make([]byte, *memoryMiB<<20)
-	for i := 0; i < len(held); i += 4096 {
-		held[i] = 1 // touch every page: resident, in the working set
-	}
+	held := resident(int64(*memoryMiB) << 20)
 	var target atomic.Int64
 	target.Store(*millicores)
 	if *millicoresFile != "" {
@@ -93,6 +87,17 @@ func burn(args []string) error {
 		time.Sleep(period - time.Since(start))
 		runtime.KeepAlive(held)
 	}
+}
+
+// resident allocates size bytes and touches every page, so that all of
+// them are resident: in the cgroup's working set, which metrics.k8s.io
+// serves as memory.
+func resident(size int64) []byte {
+	b := make([]byte, size)
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	return b
 }
 
 func follow(path string, target *atomic.Int64) {

@@ -41,10 +41,7 @@ func stress(args []string) error {
 	}
 	held := make([][]byte, *workers)
 	for i := range held {
-		held[i] = make([]byte, size)
-		for j := 0; j < len(held[i]); j += 4096 {
-			held[i][j] = 1 // resident: in the working set
-		}
+		held[i] = resident(size)
 	}
 	done := make(chan struct{})
 	go func() { pause(); close(done) }()
