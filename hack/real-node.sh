@@ -68,18 +68,22 @@ pki() {
 images() {
   mkdir -p "$D/image"
   (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$D/image/workload" ./test/internal/workload)
-  (cd "$ROOT/hack/image" && CGO_ENABLED=0 go run -trimpath . -file workload -name kmetrics.local/workload -version e2e \
-    -out "$D/image/oci" "linux/$(go env GOARCH)=$D/image/workload" >/dev/null)
-  # The archive's index names it kmetrics.local/workload:e2e (-name, -version).
-  ctr_ images import --base-name kmetrics.local/workload "$D/image/oci.tar" >/dev/null
-  ctr_ images ls -q | grep -qx "$WORKLOAD_IMAGE" || die "the import did not name $WORKLOAD_IMAGE: $(ctr_ images ls -q)"
+  workload_image "$WORKLOAD_IMAGE" "$D/image/oci"
   ctr_ images tag --force "$WORKLOAD_IMAGE" "$PAUSE_IMAGE" >/dev/null
   # The consumer: /consume-cpu/consume-cpu (the suite runs it relative to
   # /) and stress on PATH (the workload, which acts as stress by that name).
-  (cd "$ROOT/hack/image" && CGO_ENABLED=0 go run -trimpath . -file workload -name "${CONSUMER_IMAGE%:*}" -version "${CONSUMER_IMAGE##*:}" \
-    -add "consume-cpu/consume-cpu=$K8S_BIN/consume-cpu" -add "bin/stress=$D/image/workload" \
-    -out "$D/image/consumer" "linux/$(go env GOARCH)=$D/image/workload" >/dev/null)
-  import_image "$D/image/consumer.tar" "$CONSUMER_IMAGE"
+  workload_image "$CONSUMER_IMAGE" "$D/image/consumer" \
+    -add "consume-cpu/consume-cpu=$K8S_BIN/consume-cpu" -add "bin/stress=$D/image/workload"
+}
+
+# workload_image REF OUT [hack/image flags]: the workload binary as an
+# image named REF (archive OUT.tar), imported into the node's containerd.
+workload_image() {
+  local ref=$1 out=$2
+  shift 2
+  (cd "$ROOT/hack/image" && CGO_ENABLED=0 go run -trimpath . -file workload -name "${ref%:*}" -version "${ref##*:}" "$@" \
+    -out "$out" "linux/$(go env GOARCH)=$D/image/workload" >/dev/null)
+  import_image "$out.tar" "$ref"
 }
 
 # import_image ARCHIVE REF: an OCI archive of hack/image into the node's
