@@ -242,13 +242,21 @@ func (ic *inCluster) apiServicesThroughService(t *testing.T) {
 // top: kubectl top through the pod, and the pod's own usage (the figure
 // docs/benchmarks.md quotes for a small cluster).
 func (ic *inCluster) top(t *testing.T) {
-	eventually(t, 90*time.Second, "kubectl top nodes lists the real node and the kwok nodes", func() error {
+	// kubectl top prints a row for every Node object, <unknown> where the
+	// API has no usage: every row must have figures.
+	eventually(t, 90*time.Second, "kubectl top nodes measures the real node and the kwok nodes", func() error {
 		out, err := kubectl("top", "nodes")
 		if err != nil {
 			return err
 		}
-		if rows := parseTop(out); len(rows) != nodeCount+1 || !strings.Contains(out, ic.node.name) {
+		rows := parseTop(out)
+		if len(rows) != nodeCount+1 || !strings.Contains(out, ic.node.name) {
 			return fmt.Errorf("%d rows:\n%s", len(rows), out)
+		}
+		for _, r := range rows {
+			if r["CPU(cores)"] == "<unknown>" || r["MEMORY(bytes)"] == "<unknown>" {
+				return fmt.Errorf("%s has no usage:\n%s", r["NAME"], out)
+			}
 		}
 		return nil
 	})
