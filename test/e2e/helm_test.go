@@ -51,6 +51,12 @@ func TestHelmChart(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), "kubelet.insecureTLS and kubelet.certificateAuthority exclude each other") {
 			t.Errorf("kubelet.insecureTLS with a CA: %v\n%s", err, out)
 		}
+		// In the node's network the default port is the kubelet's: the pod
+		// would never bind it.
+		out, err = exec.Command(helm, "template", "kmetrics", chart, "--set", "hostNetwork=true").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "the kubelet already listens on the node's port 10250") {
+			t.Errorf("hostNetwork on port 10250: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("defaults render the kustomize manifests", func(t *testing.T) {
