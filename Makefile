@@ -32,18 +32,25 @@ lint:
 	$(GO) vet -tags e2e ./test/e2e ./test/equivalence
 	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench ./test/rwbench
 
+# Test data from other projects (the community dashboards) stays outside the
+# repository, beside it, with its licence; tests that read it skip without it.
+KMETRICS_FIXTURES ?= $(abspath $(wildcard ../shared/fixtures))
+export KMETRICS_FIXTURES
+
 unit:
 	$(GO) test -count=1 ./cmd/... ./pkg/... ./test/internal/...
 
 # The fuzz targets, briefly: the scrape decoder against an in-memory appender
 # (fast: parsing and index feeding) and through the guard into a real TSDB
-# (slow), and the custom metrics config.
+# (slow), the custom metrics config, the monitors and the cluster-state
+# label allowlist.
 # Minimisation is capped: the default 60s stalls fuzzing on a binary this large.
 fuzz-short:
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendBody$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
 	$(GO) test -run='^$$' -fuzz='^FuzzAppendBodyTSDB$$' -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/scraper
 	$(GO) test -run='^$$' -fuzz=FuzzConfig -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/rules/naming
 	$(GO) test -run='^$$' -fuzz=FuzzMonitorObjects -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/promoperator
+	$(GO) test -run='^$$' -fuzz=FuzzParseAllowlist -fuzztime=$(FUZZTIME) -fuzzminimizetime=2s ./pkg/kubestate
 
 fuzz:
 	$(MAKE) fuzz-short FUZZTIME=5m

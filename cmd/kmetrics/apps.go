@@ -10,10 +10,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/metrics/legacyregistry"
 	"k8s.io/klog/v2"
 
 	"github.com/kmetrics/kmetrics/pkg/appscrape"
+	"github.com/kmetrics/kmetrics/pkg/kubestate"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
@@ -59,18 +61,19 @@ func clusterCA(cfg *rest.Config) (string, error) {
 	return string(ca), nil
 }
 
-// trimPod drops what no consumer of the full pod cache needs: cluster-state
-// series read spec and phase, the built-in scrape jobs the prometheus.io
-// annotations, labels, ports, IP and readiness.
-func trimPod(obj interface{}) (interface{}, error) {
-	if p, ok := obj.(*corev1.Pod); ok {
-		p.ManagedFields = nil
-		for k := range p.Annotations {
-			if !strings.HasPrefix(k, "prometheus.io/") {
-				delete(p.Annotations, k)
+// podTrimmer drops what no consumer of the full pod cache needs: the
+// built-in scrape jobs read the prometheus.io annotations, labels, ports, IP
+// and readiness; cluster state reads spec, status (with container statuses)
+// and the annotations its allowlist names.
+func podTrimmer(clusterState bool, ks kubestate.Config) cache.TransformFunc {
+	return func(obj interface{}) (interface{}, error) {
+		if p, ok := obj.(*corev1.Pod); ok {
+			p.ManagedFields = nil
+			kubestate.TrimPodAnnotations(ks, p, func(k string) bool { return strings.HasPrefix(k, "prometheus.io/") })
+			if !clusterState {
+				p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
 			}
 		}
-		p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
+		return obj, nil
 	}
-	return obj, nil
 }

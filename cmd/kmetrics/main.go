@@ -168,8 +168,9 @@ func run(ctx context.Context, o *options) error {
 	// Whole pods (trimmed) for cluster-state series and application
 	// scraping; metrics.k8s.io needs only the metadata of running pods.
 	fullPods := factory.Core().V1().Pods()
+	kubeState, _ := o.kubeStateConfig() // validated
 	if o.clusterState || o.scrapeAnnotated || o.operatorObjects {
-		_ = fullPods.Informer().SetTransform(trimPod)
+		_ = fullPods.Informer().SetTransform(podTrimmer(o.clusterState, kubeState))
 	}
 	custom, err := newCustomMetrics(o, client, restConfig, db, pods.Lister(), ctx.Done())
 	if err != nil {
@@ -228,9 +229,9 @@ func run(ctx context.Context, o *options) error {
 		return err
 	}
 
-	var clusterState *scraper.ClusterState
-	if o.clusterState {
-		clusterState = scraper.NewClusterState(fullPods.Lister(), nodes.Lister(), factory.Core().V1().Namespaces().Lister(), guard).WithMetadata(families)
+	clusterState, err := newClusterState(o, kubeState, client, restConfig, factory, guard, families)
+	if err != nil {
+		return err
 	}
 	// Every writer stops before the TSDB closes (deferred above): when the
 	// signal comes, and when serving fails (a port that cannot be bound
@@ -265,9 +266,13 @@ func run(ctx context.Context, o *options) error {
 		go custom.run(ctx, namingReload)
 	}
 	if clusterState != nil {
+		clusterState.start(ctx.Done())
 		goWriter(func() {
 			factory.WaitForCacheSync(ctx.Done())
-			clusterState.Run(ctx, o.metricResolution)
+			if !clusterState.waitForCaches(ctx) {
+				return
+			}
+			clusterState.writer.Run(ctx, o.metricResolution)
 		})
 	}
 	goWriter(func() {

@@ -14,6 +14,7 @@ import (
 	logsapi "k8s.io/component-base/logs/api/v1"
 
 	"github.com/kmetrics/kmetrics/pkg/apiserver"
+	"github.com/kmetrics/kmetrics/pkg/kubestate"
 	"github.com/kmetrics/kmetrics/pkg/scraper"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
@@ -37,6 +38,10 @@ type options struct {
 	maxConcurrentScrapes     int
 	nodeSelector             string
 	clusterState             bool
+	clusterStateResources    []string
+	clusterStateDenylist     string
+	clusterStateLabels       string
+	clusterStateAnnotations  string
 	cadvisor                 bool
 	cadvisorPath             string
 	cadvisorAllow            string
@@ -160,7 +165,11 @@ func (o *options) flags() flag.NamedFlagSets {
 	ks.StringVar(&o.cadvisorPath, "kubelet-cadvisor-path", o.cadvisorPath, "Path of the cAdvisor metrics on the kubelet; {node} stands for the node name.")
 	ks.StringVar(&o.cadvisorAllow, "kubelet-cadvisor-metrics-allow", "", "Regular expression (anchored) of the cAdvisor metric names to store; empty keeps all not denied.")
 	ks.StringVar(&o.cadvisorDeny, "kubelet-cadvisor-metrics-deny", o.cadvisorDeny, "Regular expression (anchored) of the cAdvisor metric names to drop.")
-	ks.BoolVar(&o.clusterState, "cluster-state", o.clusterState, "Write kube-state-metrics' pod, node and namespace series (job=\"kube-state-metrics\") every resolution, for dashboards that join on them. Watches all pods and namespaces.")
+	ks.BoolVar(&o.clusterState, "cluster-state", o.clusterState, "Write kube-state-metrics' series (job=\"kube-state-metrics\", its names, labels and units) every resolution, for the dashboards and alerts written for it. Watches the resources of --cluster-state.resources.")
+	ks.StringSliceVar(&o.clusterStateResources, "cluster-state.resources", nil, "Resources whose kube-state-metrics families are written (kube-state-metrics' --resources; default all: "+strings.Join(kubestate.Resources(), ",")+"). A resource left out is not watched.")
+	ks.StringVar(&o.clusterStateDenylist, "cluster-state.metric-denylist", "", "Comma-separated regular expressions of cluster-state families not written (kube-state-metrics' --metric-denylist), e.g. kube_secret_.*,kube_replicaset_.*.")
+	ks.StringVar(&o.clusterStateLabels, "cluster-state.metric-labels-allowlist", "", "Kubernetes labels written as label_<key> in kube_<resource>_labels (kube-state-metrics' --metric-labels-allowlist), e.g. pods=[app,team],namespaces=[*]. The VPA's --metric-for-pod-labels needs pods=[*] or the labels its selectors use.")
+	ks.StringVar(&o.clusterStateAnnotations, "cluster-state.metric-annotations-allowlist", "", "Kubernetes annotations written as annotation_<key> in kube_<resource>_annotations (kube-state-metrics' --metric-annotations-allowlist).")
 
 	ss := fss.FlagSet("storage")
 	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")
@@ -271,6 +280,9 @@ func (o *options) validate() []error {
 	if o.scrapeTimeout <= 0 || o.scrapeTimeout > o.metricResolution || o.scrapeMaxResponseBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--scrape.timeout must be positive and at most --metric-resolution, --scrape.max-response-bytes positive"))
 	}
+	if _, err := o.kubeStateConfig(); err != nil {
+		errs = append(errs, err)
+	}
 	if _, err := o.cadvisorConfig(); err != nil {
 		errs = append(errs, err)
 	}
@@ -313,6 +325,25 @@ func (o *options) cadvisorConfig() (*scraper.CadvisorConfig, error) {
 	}
 	if !strings.HasPrefix(c.Path, "/") {
 		return nil, fmt.Errorf("--kubelet-cadvisor-path must start with /")
+	}
+	return c, nil
+}
+
+// kubeStateConfig reads the cluster-state flags.
+func (o *options) kubeStateConfig() (kubestate.Config, error) {
+	c := kubestate.Config{Resources: o.clusterStateResources}
+	if _, err := c.Enabled(); err != nil {
+		return c, fmt.Errorf("--cluster-state.resources: %w", err)
+	}
+	var err error
+	if c.Denylist, err = kubestate.ParseDenylist(o.clusterStateDenylist); err != nil {
+		return c, fmt.Errorf("--cluster-state.metric-denylist: %w", err)
+	}
+	if c.LabelsAllowlist, err = kubestate.ParseAllowlist(o.clusterStateLabels); err != nil {
+		return c, fmt.Errorf("--cluster-state.metric-labels-allowlist: %w", err)
+	}
+	if c.AnnotationsAllowlist, err = kubestate.ParseAllowlist(o.clusterStateAnnotations); err != nil {
+		return c, fmt.Errorf("--cluster-state.metric-annotations-allowlist: %w", err)
 	}
 	return c, nil
 }

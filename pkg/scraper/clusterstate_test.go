@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/kmetrics/kmetrics/pkg/kubestate"
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
@@ -46,7 +47,9 @@ func TestClusterStateSeries(t *testing.T) {
 		NodeInfo:    corev1.NodeSystemInfo{KubeletVersion: "v1.33.13"}}})
 	_ = namespaces.Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}, Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive}})
 
-	cs := NewClusterState(corelisters.NewPodLister(pods), corelisters.NewNodeLister(nodes), corelisters.NewNamespaceLister(namespaces), db)
+	cs := NewClusterState(kubestate.NewRenderer(kubestate.Config{}, kubestate.Sources{
+		Pods: corelisters.NewPodLister(pods), Nodes: corelisters.NewNodeLister(nodes), Namespaces: corelisters.NewNamespaceLister(namespaces),
+	}), db)
 	now := time.Now()
 	if err := cs.writeOnce(context.Background(), now); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,106 @@
+package kubestate
+
+import (
+	"bytes"
+	"strconv"
+)
+
+// metricType is the exposition TYPE of a family.
+type metricType string
+
+const (
+	gauge   metricType = "gauge"
+	counter metricType = "counter"
+)
+
+// emitFunc writes one sample of the family being rendered; kv are label
+// name/value pairs added after the object's own (namespace, name, …).
+type emitFunc func(v float64, kv ...string)
+
+// family is one kube-state-metrics family of objects of type T.
+type family[T any] struct {
+	name, help string
+	typ        metricType
+	gen        func(o T, emit emitFunc)
+}
+
+// exposition writes the text format, family by family.
+type exposition struct {
+	b       *bytes.Buffer
+	scratch []string
+}
+
+func (e *exposition) header(name, help string, typ metricType) {
+	e.b.WriteString("# HELP ")
+	e.b.WriteString(name)
+	e.b.WriteByte(' ')
+	e.b.WriteString(help)
+	e.b.WriteString("\n# TYPE ")
+	e.b.WriteString(name)
+	e.b.WriteByte(' ')
+	e.b.WriteString(string(typ))
+	e.b.WriteByte('\n')
+}
+
+// sample writes one line: name{base…, kv…} v. A label with an empty value
+// is written as kube-state-metrics writes it (label=""), which the store
+// treats as absent, as Prometheus does.
+func (e *exposition) sample(name string, v float64, base, kv []string) {
+	b := e.b
+	b.WriteString(name)
+	b.WriteByte('{')
+	first := true
+	for _, pairs := range [2][]string{base, kv} {
+		for i := 0; i+1 < len(pairs); i += 2 {
+			if !first {
+				b.WriteByte(',')
+			}
+			first = false
+			b.WriteString(pairs[i])
+			b.WriteString(`="`)
+			escapeLabelValue(b, pairs[i+1])
+			b.WriteByte('"')
+		}
+	}
+	b.WriteString("} ")
+	b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+	b.WriteByte('\n')
+}
+
+// escapeLabelValue escapes as the text format requires: \\, \" and \n.
+func escapeLabelValue(b *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			b.WriteString(`\\`)
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+}
+
+// renderFamilies writes every allowed family of one resource: the objects'
+// samples grouped under the family's HELP and TYPE, as the format requires.
+func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T], allowed func(string) bool) {
+	for _, f := range families {
+		if !allowed(f.name) {
+			continue
+		}
+		e.header(f.name, f.help, f.typ)
+		for _, o := range objs {
+			lbls := base(o)
+			f.gen(o, func(v float64, kv ...string) { e.sample(f.name, v, lbls, kv) })
+		}
+	}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,219 @@
+package kubestate
+
+import (
+	"bytes"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Config selects what is rendered, with kube-state-metrics' flag semantics.
+type Config struct {
+	// Resources enabled (kube-state-metrics' --resources names); empty: all
+	// but Secrets.
+	Resources []string
+	// Denylist: families whose name matches one of these (fully) are left
+	// out (--metric-denylist).
+	Denylist []*regexp.Regexp
+	// LabelsAllowlist and AnnotationsAllowlist: --metric-labels-allowlist
+	// and --metric-annotations-allowlist.
+	LabelsAllowlist, AnnotationsAllowlist Allowlist
+}
+
+// ParseDenylist reads --metric-denylist: comma-separated regular
+// expressions, each matching whole family names.
+func ParseDenylist(s string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + p + ")$")
+		if err != nil {
+			return nil, fmt.Errorf("denylist %q: %w", p, err)
+		}
+		out = append(out, re)
+	}
+	return out, nil
+}
+
+// resourceNames are the resources rendered, in kube-state-metrics' names.
+var resourceNames = []string{
+	"configmaps", "cronjobs", "daemonsets", "deployments", "endpoints", "horizontalpodautoscalers", "ingresses", "jobs",
+	"namespaces", "networkpolicies", "nodes", "persistentvolumeclaims", "persistentvolumes",
+	"poddisruptionbudgets", "pods", "replicasets", "resourcequotas", "secrets", "services", "statefulsets",
+}
+
+// offByDefault are resources written only when named: listing every Secret
+// (even as metadata) needs the list verb on all of them, which kmetrics'
+// role does not grant by default (it reads a monitor's Secret by name).
+var offByDefault = map[string]bool{"secrets": true}
+
+// Resources lists the resources kmetrics renders.
+func Resources() []string { return slices.Clone(resourceNames) }
+
+// IsResource says whether name is one of Resources.
+func IsResource(name string) bool { return slices.Contains(resourceNames, name) }
+
+// Enabled returns the enabled resources, checking the names.
+func (c Config) Enabled() (map[string]bool, error) {
+	on := map[string]bool{}
+	if len(c.Resources) == 0 {
+		for _, r := range resourceNames {
+			on[r] = !offByDefault[r]
+		}
+		return on, nil
+	}
+	for _, r := range c.Resources {
+		if !IsResource(r) {
+			return nil, fmt.Errorf("unknown resource %q (known: %s)", r, strings.Join(resourceNames, ","))
+		}
+		on[r] = true
+	}
+	return on, nil
+}
+
+// Sources are the caches read; a nil lister is a resource not enabled.
+type Sources struct {
+	Pods                     Lister[*corev1.Pod]
+	Nodes                    Lister[*corev1.Node]
+	Namespaces               Lister[*corev1.Namespace]
+	Deployments              Lister[*appsv1.Deployment]
+	StatefulSets             Lister[*appsv1.StatefulSet]
+	DaemonSets               Lister[*appsv1.DaemonSet]
+	ReplicaSets              Lister[*appsv1.ReplicaSet]
+	Jobs                     Lister[*batchv1.Job]
+	CronJobs                 Lister[*batchv1.CronJob]
+	HorizontalPodAutoscalers Lister[*autoscalingv2.HorizontalPodAutoscaler]
+	PersistentVolumeClaims   Lister[*corev1.PersistentVolumeClaim]
+	PersistentVolumes        Lister[*corev1.PersistentVolume]
+	ResourceQuotas           Lister[*corev1.ResourceQuota]
+	PodDisruptionBudgets     Lister[*policyv1.PodDisruptionBudget]
+	Services                 Lister[*corev1.Service]
+	Ingresses                Lister[*networkingv1.Ingress]
+	NetworkPolicies          Lister[*networkingv1.NetworkPolicy]
+	Endpoints                Lister[*corev1.Endpoints]
+	ConfigMaps               Lister[*metav1.PartialObjectMetadata]
+	Secrets                  Lister[*metav1.PartialObjectMetadata]
+}
+
+// Lister is what a client-go lister of T offers.
+type Lister[T any] interface {
+	List(selector k8slabels.Selector) ([]T, error)
+}
+
+// Renderer writes the exposition of every enabled resource.
+type Renderer struct {
+	src     Sources
+	denied  []*regexp.Regexp
+	renders []func(e *exposition) error
+}
+
+// NewRenderer prepares the families of the resources src provides.
+func NewRenderer(cfg Config, src Sources) *Renderer {
+	r := &Renderer{src: src, denied: cfg.Denylist}
+	add(r, src.Pods, podBase, podFamilies, cfg, "pods", "pod")
+	add(r, src.Nodes, nodeBase, nodeFamilies, cfg, "nodes", "node")
+	add(r, src.Namespaces, namespaceBase, namespaceFamilies, cfg, "namespaces", "namespace")
+	add(r, src.Deployments, deploymentBase, deploymentFamilies, cfg, "deployments", "deployment")
+	add(r, src.StatefulSets, statefulSetBase, statefulSetFamilies, cfg, "statefulsets", "statefulset")
+	add(r, src.DaemonSets, daemonSetBase, daemonSetFamilies, cfg, "daemonsets", "daemonset")
+	add(r, src.ReplicaSets, replicaSetBase, replicaSetFamilies, cfg, "replicasets", "replicaset")
+	add(r, src.Jobs, jobBase, jobFamilies, cfg, "jobs", "job")
+	add(r, src.CronJobs, cronJobBase, cronJobFamilies, cfg, "cronjobs", "cronjob")
+	add(r, src.HorizontalPodAutoscalers, hpaBase, hpaFamilies, cfg, "horizontalpodautoscalers", "horizontalpodautoscaler")
+	add(r, src.PersistentVolumeClaims, pvcBase, pvcFamilies, cfg, "persistentvolumeclaims", "persistentvolumeclaim")
+	add(r, src.PersistentVolumes, pvBase, pvFamilies, cfg, "persistentvolumes", "persistentvolume")
+	add(r, src.ResourceQuotas, resourceQuotaBase, resourceQuotaFamilies, cfg, "resourcequotas", "resourcequota")
+	add(r, src.PodDisruptionBudgets, pdbBase, pdbFamilies, cfg, "poddisruptionbudgets", "poddisruptionbudget")
+	add(r, src.Services, serviceBase, serviceFamilies, cfg, "services", "service")
+	add(r, src.Ingresses, ingressBase, ingressFamilies, cfg, "ingresses", "ingress")
+	add(r, src.NetworkPolicies, networkPolicyBase, networkPolicyFamilies, cfg, "networkpolicies", "networkpolicy")
+	add(r, src.Endpoints, endpointsBase, endpointsFamilies, cfg, "endpoints", "endpoint")
+	add(r, src.ConfigMaps, configMapBase, func() []family[*metav1.PartialObjectMetadata] { return metadataFamilies("configmap") }, cfg, "configmaps", "configmap")
+	add(r, src.Secrets, secretBase, func() []family[*metav1.PartialObjectMetadata] { return metadataFamilies("secret") }, cfg, "secrets", "secret")
+	return r
+}
+
+// add registers one resource: its own families after the ones every
+// kube-state-metrics resource has (created, labels, annotations).
+func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, families func() []family[T], cfg Config, resource, kind string) {
+	if l == nil {
+		return
+	}
+	fs := append(objectFamilies[T](kind, cfg.LabelsAllowlist.matcher(resource), cfg.AnnotationsAllowlist.matcher(resource)), families()...)
+	r.renders = append(r.renders, func(e *exposition) error {
+		objs, err := l.List(k8slabels.Everything())
+		if err != nil {
+			return err
+		}
+		// Sorted, so an unchanged cluster renders the same bytes (the
+		// scrape cache keys series by their text).
+		slices.SortFunc(objs, func(a, b T) int {
+			if c := strings.Compare(a.GetNamespace(), b.GetNamespace()); c != 0 {
+				return c
+			}
+			return strings.Compare(a.GetName(), b.GetName())
+		})
+		renderFamilies(e, objs, base, fs, r.allowed)
+		return nil
+	})
+}
+
+func (r *Renderer) allowed(name string) bool {
+	for _, re := range r.denied {
+		if re.MatchString(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// Render writes the exposition of every enabled resource into b.
+func (r *Renderer) Render(b *bytes.Buffer) error {
+	e := &exposition{b: b}
+	for _, render := range r.renders {
+		if err := render(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Families lists every family name the renderer can write (after the
+// denylist), for tests and documentation.
+func (r *Renderer) Families() []string {
+	var b bytes.Buffer
+	_ = r.Render(&b) // the names come from the headers, objects or not
+	var names []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			names = append(names, strings.Fields(name)[0])
+		}
+	}
+	return names
+}
+
+// cacheLister adapts an informer's indexer to Lister for any object type.
+type cacheLister[T any] struct{ indexer cache.Indexer }
+
+func (c cacheLister[T]) List(sel k8slabels.Selector) ([]T, error) {
+	var out []T
+	err := cache.ListAll(c.indexer, sel, func(o interface{}) {
+		if t, ok := o.(T); ok {
+			out = append(out, t)
+		}
+	})
+	return out, err
+}
