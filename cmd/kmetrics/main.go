@@ -124,9 +124,9 @@ func run(ctx context.Context, o *options) error {
 
 	scraper.RegisterMetrics()
 	families := storage.NewMetadata() // type/help of every scraped family, for /metadata
-	cadvisor, _ := o.cadvisorConfig() // validated
+	kubeletEndpoints, _ := o.kubeletEndpoints() // validated
 	mgr, err := scraper.NewManager(scraper.Config{
-		Cadvisor:      cadvisor,
+		Endpoints:     kubeletEndpoints,
 		Metadata:      families,
 		Kubelet:       o.kubeletConfig(restConfig),
 		Resolution:    o.metricResolution,

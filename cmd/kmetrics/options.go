@@ -46,6 +46,9 @@ type options struct {
 	cadvisorPath             string
 	cadvisorAllow            string
 	cadvisorDeny             string
+	kubeletMetrics           bool
+	kubeletMetricsAllow      string
+	kubeletMetricsDeny       string
 
 	tsdbPath               string
 	tsdbMaxExemplars       int64
@@ -106,6 +109,10 @@ func newOptions() *options {
 		maxConcurrentScrapes:    50,
 		clusterState:            true,
 		cadvisorPath:            "/metrics/cadvisor",
+		// What the kubernetes-mixin's kubelet alerts and dashboard and the
+		// community dashboards read of the kubelet's own metrics; the rest
+		// (client and runtime histograms) is most of its series.
+		kubeletMetricsAllow: "kubelet_.*|process_.*|go_goroutines|rest_client_requests_total|storage_operation_.*",
 		// What kube-prometheus drops from cAdvisor: series no dashboard or
 		// alert of the kubernetes-mixin reads, and the most numerous.
 		cadvisorDeny: "container_cpu_(cfs_throttled_seconds_total|load_average_10s|system_seconds_total|user_seconds_total)|" +
@@ -165,6 +172,9 @@ func (o *options) flags() flag.NamedFlagSets {
 	ks.StringVar(&o.cadvisorPath, "kubelet-cadvisor-path", o.cadvisorPath, "Path of the cAdvisor metrics on the kubelet; {node} stands for the node name.")
 	ks.StringVar(&o.cadvisorAllow, "kubelet-cadvisor-metrics-allow", "", "Regular expression (anchored) of the cAdvisor metric names to store; empty keeps all not denied.")
 	ks.StringVar(&o.cadvisorDeny, "kubelet-cadvisor-metrics-deny", o.cadvisorDeny, "Regular expression (anchored) of the cAdvisor metric names to drop.")
+	ks.BoolVar(&o.kubeletMetrics, "kubelet-metrics", false, "Also scrape every kubelet's own /metrics (job=\"kubelet\", metrics_path=\"/metrics\", as kube-prometheus' kubelet job): kubelet_volume_stats_* for PVC usage, kubelet_running_pods, PLEG and certificate metrics the kubernetes-mixin alerts read.")
+	ks.StringVar(&o.kubeletMetricsAllow, "kubelet-metrics-allow", o.kubeletMetricsAllow, "Regular expression (anchored) of the kubelet's metric names to store; empty keeps all not denied.")
+	ks.StringVar(&o.kubeletMetricsDeny, "kubelet-metrics-deny", "", "Regular expression (anchored) of the kubelet's metric names to drop.")
 	ks.BoolVar(&o.clusterState, "cluster-state", o.clusterState, "Write kube-state-metrics' series (job=\"kube-state-metrics\", its names, labels and units) every resolution, for the dashboards and alerts written for it. Watches the resources of --cluster-state.resources.")
 	ks.StringSliceVar(&o.clusterStateResources, "cluster-state.resources", nil, "Resources whose kube-state-metrics families are written (kube-state-metrics' --resources; default all: "+strings.Join(kubestate.Resources(), ",")+"). A resource left out is not watched.")
 	ks.StringVar(&o.clusterStateDenylist, "cluster-state.metric-denylist", "", "Comma-separated regular expressions of cluster-state families not written (kube-state-metrics' --metric-denylist), e.g. kube_secret_.*,kube_replicaset_.*.")
@@ -283,7 +293,7 @@ func (o *options) validate() []error {
 	if _, err := o.kubeStateConfig(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := o.cadvisorConfig(); err != nil {
+	if _, err := o.kubeletEndpoints(); err != nil {
 		errs = append(errs, err)
 	}
 	if o.customMetricsDiscovery <= 0 {
@@ -304,29 +314,40 @@ func addAll(fs *pflag.FlagSet, fss flag.NamedFlagSets) {
 	}
 }
 
-// cadvisorConfig is the cAdvisor scrape (nil when off).
-func (o *options) cadvisorConfig() (*scraper.CadvisorConfig, error) {
-	if !o.cadvisor {
-		return nil, nil
-	}
-	c := &scraper.CadvisorConfig{Path: o.cadvisorPath}
-	for _, f := range []struct {
-		flag, expr string
-		re         **regexp.Regexp
-	}{{"--kubelet-cadvisor-metrics-allow", o.cadvisorAllow, &c.Allow}, {"--kubelet-cadvisor-metrics-deny", o.cadvisorDeny, &c.Deny}} {
-		if f.expr == "" {
+// kubeletEndpoints are the further kubelet paths scraped (none by default).
+func (o *options) kubeletEndpoints() ([]*scraper.KubeletEndpoint, error) {
+	var eps []*scraper.KubeletEndpoint
+	for _, e := range []struct {
+		on                 bool
+		name, prefix, path string
+		allow, deny        string
+	}{
+		{o.cadvisor, "cAdvisor", "--kubelet-cadvisor", o.cadvisorPath, o.cadvisorAllow, o.cadvisorDeny},
+		{o.kubeletMetrics, "kubelet", "--kubelet", "/metrics", o.kubeletMetricsAllow, o.kubeletMetricsDeny},
+	} {
+		if !e.on {
 			continue
 		}
-		re, err := regexp.Compile("^(?:" + f.expr + ")$")
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f.flag, err)
+		ep := &scraper.KubeletEndpoint{Name: e.name, Path: e.path}
+		for _, f := range []struct {
+			flag, expr string
+			re         **regexp.Regexp
+		}{{e.prefix + "-metrics-allow", e.allow, &ep.Allow}, {e.prefix + "-metrics-deny", e.deny, &ep.Deny}} {
+			if f.expr == "" {
+				continue
+			}
+			re, err := regexp.Compile("^(?:" + f.expr + ")$")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f.flag, err)
+			}
+			*f.re = re
 		}
-		*f.re = re
+		if !strings.HasPrefix(ep.Path, "/") {
+			return nil, fmt.Errorf("%s-path must start with /", e.prefix)
+		}
+		eps = append(eps, ep)
 	}
-	if !strings.HasPrefix(c.Path, "/") {
-		return nil, fmt.Errorf("--kubelet-cadvisor-path must start with /")
-	}
-	return c, nil
+	return eps, nil
 }
 
 // kubeStateConfig reads the cluster-state flags.

@@ -45,7 +45,7 @@ container_spec_cpu_shares{container="c0",namespace="ns0",pod="cadvisor-only"} 2
 	})
 	env := newTestEnv(t, k, 1<<20)
 	m := env.manager
-	m.cadvisor = &CadvisorConfig{Path: "/metrics/cadvisor", Deny: regexp.MustCompile(`^(?:container_tasks_state|container_spec_.*)$`)}
+	m.endpoints = []*KubeletEndpoint{{Name: "cAdvisor", Path: "/metrics/cadvisor", Deny: regexp.MustCompile(`^(?:container_tasks_state|container_spec_.*)$`)}}
 	m.resolution = 50 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -38,8 +38,9 @@ type Config struct {
 	NodeSelector labels.Selector
 	// MaxConcurrent bounds scrapes in flight at once.
 	MaxConcurrent int
-	// Cadvisor, when set, also scrapes each kubelet's cAdvisor metrics.
-	Cadvisor *CadvisorConfig
+	// Endpoints are further paths scraped from each kubelet (cAdvisor, the
+	// kubelet's own metrics), after its resource metrics.
+	Endpoints []*KubeletEndpoint
 	// Metadata, when set, records the scraped families' type and help.
 	Metadata *storage.Metadata
 	// MaxClockAhead refuses a kubelet scrape whose timestamps run further
@@ -48,9 +49,12 @@ type Config struct {
 	MaxClockAhead time.Duration
 }
 
-// CadvisorConfig says where a kubelet's cAdvisor metrics are and which to
-// keep.
-type CadvisorConfig struct {
+// KubeletEndpoint is a further path scraped from every selected kubelet
+// (opt-in: cAdvisor, the kubelet's own /metrics), stored under
+// job="kubelet" and metrics_path as kube-prometheus' kubelet job stores it.
+type KubeletEndpoint struct {
+	// Name says which endpoint it is, in logs.
+	Name string
 	// Path on the kubelet, "{node}" standing for the node's name.
 	Path string
 	// Allow (when set) and Deny (when set) filter metric names; both are
@@ -58,7 +62,7 @@ type CadvisorConfig struct {
 	Allow, Deny *regexp.Regexp
 }
 
-func (c *CadvisorConfig) keep(name string) bool {
+func (c *KubeletEndpoint) keep(name string) bool {
 	return (c.Allow == nil || c.Allow.MatchString(name)) && (c.Deny == nil || !c.Deny.MatchString(name))
 }
 
@@ -72,7 +76,7 @@ type Manager struct {
 	resolution time.Duration
 	timeout    time.Duration
 	sem        chan struct{}
-	cadvisor   *CadvisorConfig
+	endpoints  []*KubeletEndpoint
 	meta       *storage.Metadata
 	maxAhead   time.Duration
 
@@ -112,7 +116,7 @@ func NewManager(cfg Config, nodes corelisters.NodeLister, db Appendable, index I
 	}
 	return &Manager{
 		client: client, nodes: nodes, selector: sel, db: db, index: index,
-		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, cadvisor: cfg.Cadvisor, meta: cfg.Metadata, maxAhead: cfg.MaxClockAhead,
+		resolution: cfg.Resolution, timeout: cfg.Kubelet.Timeout, endpoints: cfg.Endpoints, meta: cfg.Metadata, maxAhead: cfg.MaxClockAhead,
 		sem:   make(chan struct{}, n),
 		loops: map[string]*nodeLoop{},
 	}, nil
@@ -202,12 +206,15 @@ func (m *Manager) stopLocked(name string, retire bool) {
 // even spacing between its own points (what the CPU rate is computed over).
 func (m *Manager) runLoop(ctx context.Context, name string, l *nodeLoop) {
 	defer close(l.done)
-	var t, ct *target
+	var t *target
+	extra := make([]*target, len(m.endpoints))
 	defer func() {
 		if l.retire.Load() {
 			m.retire(name, t)
-			if ct != nil {
-				m.endSeries(name, ct)
+			for _, et := range extra {
+				if et != nil {
+					m.endSeries(name, et)
+				}
 			}
 		}
 	}()
@@ -221,8 +228,8 @@ func (m *Manager) runLoop(ctx context.Context, name string, l *nodeLoop) {
 		}
 		timer.Reset(m.resolution)
 		t = m.scrapeNode(ctx, name, t)
-		if m.cadvisor != nil {
-			ct = m.scrapeCadvisor(ctx, name, ct)
+		for i, ep := range m.endpoints {
+			extra[i] = m.scrapeEndpoint(ctx, name, ep, extra[i])
 		}
 	}
 }
