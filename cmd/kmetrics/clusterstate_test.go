@@ -3,6 +3,7 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // An operator's mistake in a cluster-state flag stops kmetrics with the
@@ -23,6 +24,8 @@ func TestClusterStateFlags(t *testing.T) {
 		{"allowlist of an unknown resource", func(o *options) { o.clusterStateLabels = "podz=[app]" }, "--cluster-state.metric-labels-allowlist"},
 		{"allowlist without brackets", func(o *options) { o.clusterStateAnnotations = "pods=app" }, "--cluster-state.metric-annotations-allowlist"},
 		{"invalid denylist", func(o *options) { o.clusterStateDenylist = "kube_(pod" }, "--cluster-state.metric-denylist"},
+		{"invalid allowlist", func(o *options) { o.clusterStateAllowlist = "kube_[pod" }, "--cluster-state.metric-allowlist"},
+		{"interval too short", func(o *options) { o.clusterStateInterval = time.Second }, "--cluster-state.interval"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

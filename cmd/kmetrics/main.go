@@ -123,7 +123,7 @@ func run(ctx context.Context, o *options) error {
 	podInformer := pods.Informer()
 
 	scraper.RegisterMetrics()
-	families := storage.NewMetadata() // type/help of every scraped family, for /metadata
+	families := storage.NewMetadata()           // type/help of every scraped family, for /metadata
 	kubeletEndpoints, _ := o.kubeletEndpoints() // validated
 	mgr, err := scraper.NewManager(scraper.Config{
 		Endpoints:     kubeletEndpoints,
@@ -272,7 +272,7 @@ func run(ctx context.Context, o *options) error {
 			if !clusterState.waitForCaches(ctx) {
 				return
 			}
-			clusterState.writer.Run(ctx, o.metricResolution)
+			clusterState.writer.Run(ctx, o.clusterStateInterval)
 		})
 	}
 	goWriter(func() {

@@ -40,6 +40,8 @@ type options struct {
 	clusterState             bool
 	clusterStateResources    []string
 	clusterStateDenylist     string
+	clusterStateAllowlist    string
+	clusterStateInterval     time.Duration
 	clusterStateLabels       string
 	clusterStateAnnotations  string
 	cadvisor                 bool
@@ -108,7 +110,9 @@ func newOptions() *options {
 		kubeletMaxResponseBytes: 10 << 20,
 		maxConcurrentScrapes:    50,
 		clusterState:            true,
-		cadvisorPath:            "/metrics/cadvisor",
+		// kube-prometheus scrapes kube-state-metrics every 30s.
+		clusterStateInterval: 30 * time.Second,
+		cadvisorPath:         "/metrics/cadvisor",
 		// What the kubernetes-mixin's kubelet alerts and dashboard and the
 		// community dashboards read of the kubelet's own metrics; the rest
 		// (client and runtime histograms) is most of its series.
@@ -177,6 +181,8 @@ func (o *options) flags() flag.NamedFlagSets {
 	ks.StringVar(&o.kubeletMetricsDeny, "kubelet-metrics-deny", "", "Regular expression (anchored) of the kubelet's metric names to drop.")
 	ks.BoolVar(&o.clusterState, "cluster-state", o.clusterState, "Write kube-state-metrics' series (job=\"kube-state-metrics\", its names, labels and units) every resolution, for the dashboards and alerts written for it. Watches the resources of --cluster-state.resources.")
 	ks.StringSliceVar(&o.clusterStateResources, "cluster-state.resources", nil, "Resources whose kube-state-metrics families are written (kube-state-metrics' --resources; default all: "+strings.Join(kubestate.Resources(), ",")+"). A resource left out is not watched.")
+	ks.DurationVar(&o.clusterStateInterval, "cluster-state.interval", o.clusterStateInterval, "How often the cluster-state series are written (kube-prometheus scrapes kube-state-metrics every 30s).")
+	ks.StringVar(&o.clusterStateAllowlist, "cluster-state.metric-allowlist", "", "Comma-separated regular expressions of the cluster-state families written (kube-state-metrics' --metric-allowlist). Default: the families the kubernetes-mixin, the community's k8s-views dashboards and the VPA read (about 40 series per pod); .* writes all of kube-state-metrics' families kmetrics knows (about 55 per pod).")
 	ks.StringVar(&o.clusterStateDenylist, "cluster-state.metric-denylist", "", "Comma-separated regular expressions of cluster-state families not written (kube-state-metrics' --metric-denylist), e.g. kube_secret_.*,kube_replicaset_.*.")
 	ks.StringVar(&o.clusterStateLabels, "cluster-state.metric-labels-allowlist", "", "Kubernetes labels written as label_<key> in kube_<resource>_labels (kube-state-metrics' --metric-labels-allowlist), e.g. pods=[app,team],namespaces=[*]. The VPA's --metric-for-pod-labels needs pods=[*] or the labels its selectors use.")
 	ks.StringVar(&o.clusterStateAnnotations, "cluster-state.metric-annotations-allowlist", "", "Kubernetes annotations written as annotation_<key> in kube_<resource>_annotations (kube-state-metrics' --metric-annotations-allowlist).")
@@ -321,14 +327,18 @@ func (o *options) kubeletEndpoints() ([]*scraper.KubeletEndpoint, error) {
 		on                 bool
 		name, prefix, path string
 		allow, deny        string
+		replaces           []string
 	}{
-		{o.cadvisor, "cAdvisor", "--kubelet-cadvisor", o.cadvisorPath, o.cadvisorAllow, o.cadvisorDeny},
-		{o.kubeletMetrics, "kubelet", "--kubelet", "/metrics", o.kubeletMetricsAllow, o.kubeletMetricsDeny},
+		// cAdvisor's copies carry image, id and name, which the mixin's and
+		// the community's queries select on: they are the ones stored.
+		{o.cadvisor, "cAdvisor", "--kubelet-cadvisor", o.cadvisorPath, o.cadvisorAllow, o.cadvisorDeny,
+			[]string{storage.MetricContainerCPU, storage.MetricContainerMem, storage.MetricContainerStart}},
+		{o.kubeletMetrics, "kubelet", "--kubelet", "/metrics", o.kubeletMetricsAllow, o.kubeletMetricsDeny, nil},
 	} {
 		if !e.on {
 			continue
 		}
-		ep := &scraper.KubeletEndpoint{Name: e.name, Path: e.path}
+		ep := &scraper.KubeletEndpoint{Name: e.name, Path: e.path, Replaces: e.replaces}
 		for _, f := range []struct {
 			flag, expr string
 			re         **regexp.Regexp
@@ -353,11 +363,17 @@ func (o *options) kubeletEndpoints() ([]*scraper.KubeletEndpoint, error) {
 // kubeStateConfig reads the cluster-state flags.
 func (o *options) kubeStateConfig() (kubestate.Config, error) {
 	c := kubestate.Config{Resources: o.clusterStateResources}
+	if o.clusterStateInterval < 10*time.Second {
+		return c, fmt.Errorf("--cluster-state.interval must be at least 10s, got %v", o.clusterStateInterval)
+	}
 	if _, err := c.Enabled(); err != nil {
 		return c, fmt.Errorf("--cluster-state.resources: %w", err)
 	}
 	var err error
-	if c.Denylist, err = kubestate.ParseDenylist(o.clusterStateDenylist); err != nil {
+	if c.Allowlist, err = kubestate.ParseFamilyList(o.clusterStateAllowlist); err != nil {
+		return c, fmt.Errorf("--cluster-state.metric-allowlist: %w", err)
+	}
+	if c.Denylist, err = kubestate.ParseFamilyList(o.clusterStateDenylist); err != nil {
 		return c, fmt.Errorf("--cluster-state.metric-denylist: %w", err)
 	}
 	if c.LabelsAllowlist, err = kubestate.ParseAllowlist(o.clusterStateLabels); err != nil {

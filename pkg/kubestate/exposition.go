@@ -83,13 +83,10 @@ func escapeLabelValue(b *bytes.Buffer, s string) {
 	}
 }
 
-// renderFamilies writes every allowed family of one resource: the objects'
+// renderFamilies writes the families of one resource: the objects'
 // samples grouped under the family's HELP and TYPE, as the format requires.
-func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T], allowed func(string) bool) {
+func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T]) {
 	for _, f := range families {
-		if !allowed(f.name) {
-			continue
-		}
 		e.header(f.name, f.help, f.typ)
 		for _, o := range objs {
 			lbls := base(o)

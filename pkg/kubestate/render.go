@@ -23,17 +23,21 @@ type Config struct {
 	// Resources enabled (kube-state-metrics' --resources names); empty: all
 	// but Secrets.
 	Resources []string
+	// Allowlist: only families whose name matches one of these (fully) are
+	// written (--metric-allowlist); empty: the default families (the ones
+	// dashboards, alerts and the VPA read), not all of them.
+	Allowlist []*regexp.Regexp
 	// Denylist: families whose name matches one of these (fully) are left
-	// out (--metric-denylist).
+	// out (--metric-denylist), after the allowlist.
 	Denylist []*regexp.Regexp
 	// LabelsAllowlist and AnnotationsAllowlist: --metric-labels-allowlist
 	// and --metric-annotations-allowlist.
 	LabelsAllowlist, AnnotationsAllowlist Allowlist
 }
 
-// ParseDenylist reads --metric-denylist: comma-separated regular
-// expressions, each matching whole family names.
-func ParseDenylist(s string) ([]*regexp.Regexp, error) {
+// ParseFamilyList reads --metric-allowlist or --metric-denylist:
+// comma-separated regular expressions, each matching whole family names.
+func ParseFamilyList(s string) ([]*regexp.Regexp, error) {
 	var out []*regexp.Regexp
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -41,7 +45,7 @@ func ParseDenylist(s string) ([]*regexp.Regexp, error) {
 		}
 		re, err := regexp.Compile("^(?:" + p + ")$")
 		if err != nil {
-			return nil, fmt.Errorf("denylist %q: %w", p, err)
+			return nil, fmt.Errorf("%q: %w", p, err)
 		}
 		out = append(out, re)
 	}
@@ -66,14 +70,14 @@ func Resources() []string { return slices.Clone(resourceNames) }
 // IsResource says whether name is one of Resources.
 func IsResource(name string) bool { return slices.Contains(resourceNames, name) }
 
-// Enabled returns the enabled resources, checking the names.
+// Enabled returns the resources to watch, checking the names: the ones
+// enabled that have a family allowed.
 func (c Config) Enabled() (map[string]bool, error) {
 	on := map[string]bool{}
 	if len(c.Resources) == 0 {
 		for _, r := range resourceNames {
 			on[r] = !offByDefault[r]
 		}
-		return on, nil
 	}
 	for _, r := range c.Resources {
 		if !IsResource(r) {
@@ -81,7 +85,33 @@ func (c Config) Enabled() (map[string]bool, error) {
 		}
 		on[r] = true
 	}
+	for r := range on {
+		on[r] = on[r] && slices.ContainsFunc(familiesOf[r], c.Allowed)
+	}
 	return on, nil
+}
+
+// familiesOf are the families of each resource, by name.
+var familiesOf = map[string][]string{
+	"pods": names("pod", podFamilies), "nodes": names("node", nodeFamilies), "namespaces": names("namespace", namespaceFamilies),
+	"deployments": names("deployment", deploymentFamilies), "statefulsets": names("statefulset", statefulSetFamilies),
+	"daemonsets": names("daemonset", daemonSetFamilies), "replicasets": names("replicaset", replicaSetFamilies),
+	"jobs": names("job", jobFamilies), "cronjobs": names("cronjob", cronJobFamilies),
+	"horizontalpodautoscalers": names("horizontalpodautoscaler", hpaFamilies),
+	"persistentvolumeclaims":   names("persistentvolumeclaim", pvcFamilies), "persistentvolumes": names("persistentvolume", pvFamilies),
+	"resourcequotas": names("resourcequota", resourceQuotaFamilies), "poddisruptionbudgets": names("poddisruptionbudget", pdbFamilies),
+	"services": names("service", serviceFamilies), "ingresses": names("ingress", ingressFamilies),
+	"networkpolicies": names("networkpolicy", networkPolicyFamilies), "endpoints": names("endpoint", endpointsFamilies),
+	"configmaps": names("configmap", func() []family[*metav1.PartialObjectMetadata] { return metadataFamilies("configmap") }),
+	"secrets":    names("secret", func() []family[*metav1.PartialObjectMetadata] { return metadataFamilies("secret") }),
+}
+
+func names[T metav1.Object](kind string, families func() []family[T]) []string {
+	var out []string
+	for _, f := range append(objectFamilies[T](kind, keyMatcher{}, keyMatcher{}), families()...) {
+		out = append(out, f.name)
+	}
+	return out
 }
 
 // Sources are the caches read; a nil lister is a resource not enabled.
@@ -116,13 +146,13 @@ type Lister[T any] interface {
 // Renderer writes the exposition of every enabled resource.
 type Renderer struct {
 	src     Sources
-	denied  []*regexp.Regexp
+	cfg     Config
 	renders []func(e *exposition) error
 }
 
 // NewRenderer prepares the families of the resources src provides.
 func NewRenderer(cfg Config, src Sources) *Renderer {
-	r := &Renderer{src: src, denied: cfg.Denylist}
+	r := &Renderer{src: src, cfg: cfg}
 	add(r, src.Pods, podBase, podFamilies, cfg, "pods", "pod")
 	add(r, src.Nodes, nodeBase, nodeFamilies, cfg, "nodes", "node")
 	add(r, src.Namespaces, namespaceBase, namespaceFamilies, cfg, "namespaces", "namespace")
@@ -152,7 +182,8 @@ func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, famil
 	if l == nil {
 		return
 	}
-	fs := append(objectFamilies[T](kind, cfg.LabelsAllowlist.matcher(resource), cfg.AnnotationsAllowlist.matcher(resource)), families()...)
+	fs := slices.DeleteFunc(append(objectFamilies[T](kind, cfg.LabelsAllowlist.matcher(resource), cfg.AnnotationsAllowlist.matcher(resource)), families()...),
+		func(f family[T]) bool { return !cfg.Allowed(f.name) })
 	r.renders = append(r.renders, func(e *exposition) error {
 		objs, err := l.List(k8slabels.Everything())
 		if err != nil {
@@ -166,18 +197,23 @@ func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, famil
 			}
 			return strings.Compare(a.GetName(), b.GetName())
 		})
-		renderFamilies(e, objs, base, fs, r.allowed)
+		renderFamilies(e, objs, base, fs)
 		return nil
 	})
 }
 
-func (r *Renderer) allowed(name string) bool {
-	for _, re := range r.denied {
+// Allowed says whether a family is written.
+func (c Config) Allowed(name string) bool {
+	allowed := len(c.Allowlist) == 0 && slices.Contains(defaultFamilies, name)
+	for _, re := range c.Allowlist {
+		allowed = allowed || re.MatchString(name)
+	}
+	for _, re := range c.Denylist {
 		if re.MatchString(name) {
 			return false
 		}
 	}
-	return true
+	return allowed
 }
 
 // Render writes the exposition of every enabled resource into b.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -69,11 +70,13 @@ func parse(t testing.TB, body []byte) parsed {
 	return p
 }
 
+var everyFamily = []*regexp.Regexp{regexp.MustCompile(".*")}
+
 // The families and their labels are kube-state-metrics' own, as its docs
 // list them: no family missing, none extra, no label outside the docs, and
 // every family's fixed labels present on every series.
 func TestFamiliesAsDocumented(t *testing.T) {
-	cfg := Config{LabelsAllowlist: Allowlist{}, AnnotationsAllowlist: Allowlist{}}
+	cfg := Config{Allowlist: everyFamily, LabelsAllowlist: Allowlist{}, AnnotationsAllowlist: Allowlist{}}
 	for _, r := range resourceNames {
 		cfg.LabelsAllowlist[r] = []string{"*"}
 		cfg.AnnotationsAllowlist[r] = []string{"*"}
@@ -124,7 +127,7 @@ func documentedLabel(allowed []string, name string) bool {
 
 // Semantics the dashboards and alerts depend on, value by value.
 func TestFamilyValues(t *testing.T) {
-	got := render(t, Config{LabelsAllowlist: Allowlist{"pods": {"app.kubernetes.io/name"}}}, everyResource())
+	got := render(t, Config{Allowlist: everyFamily, LabelsAllowlist: Allowlist{"pods": {"app.kubernetes.io/name"}}}, everyResource())
 	tests := []struct {
 		name   string
 		series string
@@ -199,13 +202,13 @@ func parseSeries(s string) (labels.Labels, error) {
 // Rendering is deterministic (the scrape path caches series by their text)
 // and a denied family or a disabled resource writes nothing.
 func TestDenylistAndResources(t *testing.T) {
-	deny, err := ParseDenylist("kube_pod_container_status_.*, kube_node_info")
+	deny, err := ParseFamilyList("kube_pod_container_status_.*, kube_node_info")
 	if err != nil {
 		t.Fatal(err)
 	}
 	src := everyResource()
 	src.Deployments = nil // a resource not enabled is not in Sources
-	got := render(t, Config{Denylist: deny}, src)
+	got := render(t, Config{Allowlist: everyFamily, Denylist: deny}, src)
 	for name := range got.types {
 		if strings.HasPrefix(name, "kube_pod_container_status_") || name == "kube_node_info" || strings.HasPrefix(name, "kube_deployment_") {
 			t.Errorf("%s written", name)
@@ -221,7 +224,7 @@ func TestDenylistAndResources(t *testing.T) {
 	if !bytes.Equal(a.Bytes(), b.Bytes()) {
 		t.Error("two renders of the same caches differ")
 	}
-	if _, err := ParseDenylist("kube_(pod"); err == nil {
+	if _, err := ParseFamilyList("kube_(pod"); err == nil {
 		t.Error("an invalid pattern was accepted")
 	}
 }
@@ -231,8 +234,11 @@ func TestEnabledResources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if on["secrets"] || !on["pods"] || !on["configmaps"] {
-		t.Errorf("defaults: %v; want every resource but secrets", on)
+	if on["secrets"] || !on["pods"] || !on["configmaps"] || on["cronjobs"] {
+		t.Errorf("defaults: %v; want every resource with a default family, but secrets", on)
+	}
+	if on, _ := (Config{Allowlist: everyFamily}).Enabled(); !on["cronjobs"] {
+		t.Error("cronjobs not watched when all families are allowed")
 	}
 	if _, err := (Config{Resources: []string{"pods", "podz"}}).Enabled(); err == nil || !strings.Contains(err.Error(), "podz") {
 		t.Errorf("an unknown resource: %v", err)
@@ -243,5 +249,38 @@ func TestEnabledResources(t *testing.T) {
 	}
 	if !slices.Contains(Resources(), "secrets") {
 		t.Error("Resources() must list secrets (enabled by name)")
+	}
+}
+
+// The default families are real families, and only they are written.
+func TestDefaultFamilies(t *testing.T) {
+	known := map[string]bool{}
+	for _, names := range familiesOf {
+		for _, n := range names {
+			known[n] = true
+		}
+	}
+	for _, n := range defaultFamilies {
+		if !known[n] {
+			t.Errorf("default family %s is not a family kmetrics writes", n)
+		}
+	}
+	got := render(t, Config{}, everyResource())
+	for name := range got.types {
+		if !slices.Contains(defaultFamilies, name) {
+			t.Errorf("%s written by default", name)
+		}
+	}
+	for _, name := range defaultFamilies {
+		if _, ok := got.types[name]; !ok {
+			t.Errorf("default family %s not written", name)
+		}
+	}
+	// An allowlist replaces the defaults; the denylist applies after it.
+	allow, _ := ParseFamilyList("kube_cronjob_.*,kube_pod_info")
+	deny, _ := ParseFamilyList("kube_cronjob_created")
+	got = render(t, Config{Allowlist: allow, Denylist: deny}, everyResource())
+	if _, ok := got.types["kube_cronjob_info"]; !ok || len(got.types) != 8 {
+		t.Errorf("families %v, want kube_pod_info and seven kube_cronjob_*", got.types)
 	}
 }

@@ -101,3 +101,70 @@ container_spec_cpu_shares{container="c0",namespace="ns0",pod="cadvisor-only"} 2
 		t.Error("a cAdvisor failure dropped the node's resource metrics")
 	}
 }
+
+// With cAdvisor storing container_cpu_usage_seconds_total and the working
+// set, the resource endpoint's copies feed the index only: a query that
+// filters on neither job nor metrics_path (Lens', Headlamp's) sees each
+// container once. A family cAdvisor's allow list leaves out stays stored
+// from the resource endpoint.
+func TestCadvisorCopiesStoredOnce(t *testing.T) {
+	clk := newClock()
+	resource := clk.body("", 2, nil)
+	k := newFakeKubelet(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/metrics/resource":
+			resource(w, r)
+		case "/metrics/cadvisor":
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			fmt.Fprint(w, `# TYPE container_cpu_usage_seconds_total counter
+container_cpu_usage_seconds_total{container="c0",cpu="total",id="/kubepods/pod1/c0",image="app:1",name="c0",namespace="ns0",pod="p0"} 12.5
+# TYPE container_memory_working_set_bytes gauge
+container_memory_working_set_bytes{container="c0",id="/kubepods/pod1/c0",image="app:1",name="c0",namespace="ns0",pod="p0"} 1048576
+`)
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	env := newTestEnv(t, k, 1<<20)
+	m := env.manager
+	m.endpoints = []*KubeletEndpoint{{Name: "cAdvisor", Path: "/metrics/cadvisor",
+		Allow:    regexp.MustCompile(`^(?:container_cpu_usage_seconds_total|container_memory_working_set_bytes)$`),
+		Replaces: []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_start_time_seconds"}}}
+	m.resolution = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.start(ctx)
+	if err := env.nodes.Add(kubeletNode("a", k)); err != nil {
+		t.Fatal(err)
+	}
+	m.sync("a")
+	defer m.shutdown()
+
+	resourcePath := eq("metrics_path", "/metrics/resource")
+	waitFor(t, "both endpoints scraped, the index fed", func() error {
+		if len(env.samples(t, eq("metrics_path", "/metrics/cadvisor"), eq("__name__", "container_cpu_usage_seconds_total"))) != 1 {
+			return fmt.Errorf("no cAdvisor series yet")
+		}
+		if len(env.samples(t, resourcePath, eq("__name__", "node_cpu_usage_seconds_total"))) != 1 {
+			return fmt.Errorf("no node series yet")
+		}
+		if n, _ := env.index.Size(); n == 0 {
+			return fmt.Errorf("index empty")
+		}
+		return nil
+	})
+	for name, wantStored := range map[string]bool{
+		"container_cpu_usage_seconds_total":  false,
+		"container_memory_working_set_bytes": false,
+		"container_start_time_seconds":       true, // cAdvisor's allow list leaves it out here
+		"pod_cpu_usage_seconds_total":        true,
+	} {
+		got := env.samples(t, resourcePath, eq("__name__", name))
+		if wantStored != (len(got) > 0) {
+			t.Errorf("%s from /metrics/resource: %d series stored, want stored=%v", name, len(got), wantStored)
+		}
+	}
+	if _, ok := env.index.Pod("ns0", "p0"); ok {
+		t.Error("cAdvisor series reached the latest-value index")
+	}
+}

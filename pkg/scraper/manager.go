@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,10 +61,26 @@ type KubeletEndpoint struct {
 	// Allow (when set) and Deny (when set) filter metric names; both are
 	// anchored.
 	Allow, Deny *regexp.Regexp
+	// Replaces are resource families this endpoint carries too (cAdvisor's
+	// container_cpu_usage_seconds_total, …): while it stores one, the
+	// resource endpoint's copy only feeds the index, so every container is
+	// stored once.
+	Replaces []string
 }
 
 func (c *KubeletEndpoint) keep(name string) bool {
 	return (c.Allow == nil || c.Allow.MatchString(name)) && (c.Deny == nil || !c.Deny.MatchString(name))
+}
+
+// storedElsewhere says whether a resource family is stored from another
+// endpoint.
+func (m *Manager) storedElsewhere(name string) bool {
+	for _, ep := range m.endpoints {
+		if ep.keep(name) && slices.Contains(ep.Replaces, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // Manager runs one scrape loop per selected node.
@@ -284,7 +301,7 @@ func (m *Manager) scrapeNode(ctx context.Context, name string, t *target) *targe
 			m.retire(name, t)
 		}
 		t = newTarget(name, instance, path)
-		t.meta, t.maxAhead = m.meta, m.maxAhead
+		t.meta, t.maxAhead, t.indexOnly = m.meta, m.maxAhead, m.storedElsewhere
 	}
 
 	o := m.scrapeKubelet(ctx, t, u)

@@ -48,6 +48,8 @@ type seriesEntry struct {
 	ref  promstorage.SeriesRef
 	kind resourceKind
 	slot *containerSlot // for container series: shared by the container's series
+	// indexOnly: fed to the index, never stored (target.indexOnly).
+	indexOnly bool
 	// lastSeen is the generation of the last successful scrape that reported
 	// the series (0: none yet); parsed the number of the last parse that did.
 	lastSeen, parsed uint64
@@ -102,6 +104,11 @@ type target struct {
 	indexed bool
 	// keep, when set, says which metric names are stored.
 	keep func(name string) bool
+	// indexOnly, when set, names indexed families that feed the index but
+	// are not stored: another endpoint of the kubelet (cAdvisor) stores the
+	// same family, and a query that filters on neither job nor metrics_path
+	// must not count a container twice.
+	indexOnly func(name string) bool
 	// meta, when set, records the families' type, help and unit of taken
 	// scrapes; metaTrusted writers (kubelets, cluster state, kmetrics
 	// itself) describe families applications cannot redescribe.
@@ -112,6 +119,9 @@ type target struct {
 	// than this ahead of the scrape time: a kubelet with a fast clock.
 	maxAhead time.Duration
 }
+
+// stored says whether the series' samples go to the TSDB.
+func (e *seriesEntry) stored() bool { return e.kind != kindDropped && !e.indexOnly }
 
 type slotKey struct {
 	pod       storage.PodKey
@@ -233,6 +243,9 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 	var storeErr error
 	for i := range t.samples {
 		s := &t.samples[i]
+		if s.e.indexOnly {
+			continue
+		}
 		ok, err := t.appendOne(app, s.e, s.t, s.v)
 		if err != nil {
 			storeErr = err
@@ -255,7 +268,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			}
 			continue
 		}
-		if storeErr == nil && e.lastSeen == t.gen && e.kind != kindDropped {
+		if storeErr == nil && e.lastSeen == t.gen && e.stored() {
 			if _, err := t.appendOne(app, e, max(nowMs, t.newest+1), math.Float64frombits(value.StaleNaN)); err != nil {
 				storeErr = err
 			}
@@ -292,7 +305,7 @@ func (e *storageError) Unwrap() error { return e.err }
 func (t *target) markAllStale(app promstorage.Appender, now time.Time) error {
 	ts := max(now.UnixMilli(), t.newest+1)
 	for key, e := range t.cache {
-		if e.lastSeen == t.gen && e.kind != kindDropped {
+		if e.lastSeen == t.gen && e.stored() {
 			if _, err := t.appendOne(app, e, ts, math.Float64frombits(value.StaleNaN)); err != nil {
 				return err
 			}
@@ -350,6 +363,7 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 	}
 	if t.indexed {
 		e.kind = resourceKinds[name]
+		e.indexOnly = t.indexOnly != nil && t.indexOnly(name)
 	}
 	switch e.kind {
 	case kindContainerCPU, kindContainerMemory, kindContainerStart:

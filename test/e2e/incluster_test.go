@@ -104,6 +104,7 @@ func TestInstalledInCluster(t *testing.T) {
 	t.Run("the APIServices are served by the pod through its Service", ic.apiServicesThroughService)
 	t.Run("kubectl top nodes and pods", ic.top)
 	t.Run("the PromQL API and /metrics at the node's address", ic.promQL)
+	t.Run("its PVC's usage from the kubelet's /metrics", ic.volumeStats)
 	t.Run("an HPA on CPU scales a real Deployment", func(t *testing.T) { realHPA(t, node, icAppNS) })
 	t.Run("an HPA on a custom metric", func(t *testing.T) { webRequestsHPA(t, icAppNS) })
 	t.Run("every container of init, sidecar and native sidecar pods measured", ic.everyContainerMeasured)
@@ -165,7 +166,7 @@ resources:
   requests: {cpu: 100m, memory: 200Mi}
   limits: {memory: 1Gi}
 serviceMonitor: {enabled: true}
-args: [--custom-metrics.discovery-interval=5s]
+args: [--custom-metrics.discovery-interval=5s, --kubelet-metrics]
 # This control plane has no kube-proxy: the kubernetes Service's ClusterIP
 # leads nowhere, so the in-cluster config is pointed at the API server
 # itself (what clusters without kube-proxy tell their host-network pods).
@@ -313,6 +314,35 @@ func (ic *inCluster) promQL(t *testing.T) {
 		if _, code, err := ic.get(path, stranger); err != nil || code != http.StatusForbidden {
 			t.Errorf("%s as a stranger: %d %v, want 403", path, code, err)
 		}
+	}
+}
+
+// volumeStats: with --kubelet-metrics, kubelet_volume_stats_* of kmetrics'
+// own PVC (a local volume on the real node), under the labels the
+// kubernetes-mixin's KubePersistentVolumeFillingUp and the community
+// dashboards select on, and kubelet_running_pods of the node.
+func (ic *inCluster) volumeStats(t *testing.T) {
+	sel := `{job="kubelet", metrics_path="/metrics", namespace="` + icNS + `", persistentvolumeclaim=~".+"}`
+	eventually(t, 2*time.Minute, "kubelet_volume_stats of kmetrics' PVC", func() error {
+		capacity := instantQuery(ic.reader, "kubelet_volume_stats_capacity_bytes"+sel)
+		used := instantQuery(ic.reader, "kubelet_volume_stats_used_bytes"+sel)
+		if len(capacity) != 1 || len(used) != 1 {
+			return fmt.Errorf("capacity %v, used %v", capacity, used)
+		}
+		if capacity[0].value <= 0 || used[0].value <= 0 || used[0].value > capacity[0].value {
+			return fmt.Errorf("capacity %v B, used %v B", capacity[0].value, used[0].value)
+		}
+		if n := capacity[0].labels["node"]; n != ic.node.name {
+			return fmt.Errorf("node label %q, want %q", n, ic.node.name)
+		}
+		return nil
+	})
+	if got := instantQuery(ic.reader, `kubelet_running_pods{job="kubelet", metrics_path="/metrics", node="`+ic.node.name+`"}`); len(got) != 1 || got[0].value < 1 {
+		t.Errorf("kubelet_running_pods of the node: %v", got)
+	}
+	// What the default allow list leaves out (client histograms) is not stored.
+	if got := instantQuery(ic.reader, `count(rest_client_request_duration_seconds_bucket{job="kubelet", metrics_path="/metrics"})`); len(got) != 0 {
+		t.Errorf("a family outside --kubelet-metrics-allow stored: %v", got)
 	}
 }
 

@@ -105,7 +105,9 @@ spec: {defaultBackend: {service: {name: web, port: {number: 80}}}}
 func TestKubeStateMetrics(t *testing.T) {
 	t.Parallel()
 	kubectlApply(t, kubeStateObjects)
-	k := startSecondKmetrics(t, "kube-state", "--scrape.annotated=false",
+	// Every family, as kube-state-metrics writes them (the default is the
+	// ones dashboards, alerts and the VPA read: checked below).
+	k := startSecondKmetrics(t, "kube-state", "--scrape.annotated=false", "--cluster-state.metric-allowlist=.*", "--cluster-state.interval=10s",
 		"--cluster-state.metric-labels-allowlist=pods=[app,tier],namespaces=[*]",
 		"--cluster-state.metric-annotations-allowlist=pods=[owner]")
 	value := func(expr string) (float64, error) {
@@ -177,6 +179,21 @@ func TestKubeStateMetrics(t *testing.T) {
 			return nil
 		})
 	}
+
+	t.Run("the default families only, by default", func(t *testing.T) {
+		main := mainKmetricsQuery(t)
+		eventually(t, 2*time.Minute, "the shared kmetrics writes e2e-ksm's pods", func() error {
+			if got := instantQuery(main, `count(kube_pod_info{namespace="e2e-ksm"})`); len(got) != 1 || got[0].value != 2 {
+				return fmt.Errorf("%v", got)
+			}
+			return nil
+		})
+		for _, name := range []string{"kube_cronjob_info", "kube_pod_annotations", "kube_replicaset_status_replicas", "kube_secret_info"} {
+			if got := instantQuery(main, `count(`+name+`)`); len(got) != 0 {
+				t.Errorf("%s written by default: %v", name, got)
+			}
+		}
+	})
 
 	t.Run("types and help in /metadata", func(t *testing.T) {
 		body, err := k.query("/api/v1/metadata?metric=" + url.QueryEscape("kube_pod_container_status_restarts_total"))

@@ -233,12 +233,13 @@ spec:
 	mustKubectl(t, "-n", realNS, "delete", "deployment", "burner")
 }
 
-// cadvisorLabels runs a kmetrics with --kubelet-cadvisor, as a user turns
-// it on, and evaluates what the kubernetes-mixin's rules select: cAdvisor
+// cadvisorLabels runs a kmetrics with --kubelet-cadvisor and
+// --kubelet-metrics, as a user turns them on, and evaluates what the
+// kubernetes-mixin's rules select: cAdvisor
 // series of job="kubelet", metrics_path="/metrics/cadvisor" with image,
 // container, pod, namespace, joined with kube_pod_info for the node.
 func cadvisorLabels(t *testing.T) {
-	k := startSecondKmetrics(t, "cadvisor", "--kubelet-cadvisor")
+	k := startSecondKmetrics(t, "cadvisor", "--kubelet-cadvisor", "--kubelet-metrics")
 	sel := `job="kubelet", metrics_path="/metrics/cadvisor", namespace="` + realNS + `", pod="burn", container="burn", image!=""`
 	byNode := ` * on (namespace, pod) group_left (node) topk by (namespace, pod) (1, max by (namespace, pod, node) (kube_pod_info{node!=""}))`
 	var cpu, mem []promSample
@@ -276,6 +277,22 @@ func cadvisorLabels(t *testing.T) {
 		if denied != (len(got) == 0) {
 			t.Errorf("%s: %d series for the burn container (denied by default: %v)", name, len(got), denied)
 		}
+	}
+	// Lens' and Headlamp's queries filter on neither job nor metrics_path:
+	// the container is counted once (cAdvisor's copy is the one stored).
+	unfiltered := `{namespace="` + realNS + `", pod="burn", container="burn"}`
+	for _, name := range []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_start_time_seconds"} {
+		if got := instantQuery(k.query, name+unfiltered); len(got) != 1 || got[0].labels["metrics_path"] != "/metrics/cadvisor" {
+			t.Errorf("%s without a job or path filter: %v, want cAdvisor's series alone", name, got)
+		}
+	}
+	if got := instantQuery(k.query, `sum(irate(container_cpu_usage_seconds_total`+unfiltered+`[1m]))`); len(got) != 1 || got[0].value > 0.4 {
+		t.Errorf("Lens' CPU query: %v cores, the container burns 0.3", got)
+	}
+	// The kubelet's own metrics (--kubelet-metrics), under kube-prometheus'
+	// kubelet job labels.
+	if got := instantQuery(k.query, `kubelet_running_pods{job="kubelet", metrics_path="/metrics", node="real-node"}`); len(got) != 1 || got[0].value < 1 {
+		t.Errorf("kubelet_running_pods of the real node: %v", got)
 	}
 	// The node's own (root cgroup) series, the mixin's cluster totals.
 	if got := instantQuery(k.query, `container_cpu_usage_seconds_total{job="kubelet", metrics_path="/metrics/cadvisor", id="/", node="real-node"}`); len(got) != 1 {

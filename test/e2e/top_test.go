@@ -62,7 +62,8 @@ func TestKubectlTop(t *testing.T) {
 		// The mixin's request-utilisation join: usage / requests per pod.
 		const expr = `sum by (pod) (irate(container_cpu_usage_seconds_total{namespace="e2e-top"}[1m]))
 			/ on (pod) sum by (pod) (kube_pod_container_resource_requests{job="kube-state-metrics", namespace="e2e-top", resource="cpu"})`
-		eventually(t, 30*time.Second, "usage/requests for every pod", func() error {
+		// Cluster state is written every 30s (--cluster-state.interval).
+		eventually(t, 90*time.Second, "usage/requests for every pod", func() error {
 			byPod, err := queryByPod(t, expr)
 			if err != nil {
 				return err
