@@ -14,7 +14,7 @@ FUZZTIME ?= 20s
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load bench-sizing image bench-startup lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load bench-sizing bench-cluster-state image bench-startup lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -139,6 +139,12 @@ bench-sizing:
 	@for s in $(SIZING); do \
 	  RWBENCH_MODE=without RWBENCH_NODES=$${s%%:*} RWBENCH_PODS=$${s##*:} $(GO) test -tags bench -count=1 -run '^TestRemoteWriteChild$$' -v -timeout 30m ./test/rwbench 2>/dev/null | grep '^RESULT' || exit 1; \
 	done | tee bench-sizing.out
+
+# Cluster state at 1,000 nodes × 30 pods: one write's rendering (time,
+# allocations, series) with the default families and with all, and the heap
+# of the informer caches kmetrics adds for it (docs/benchmarks.md).
+bench-cluster-state:
+	$(GO) test -run='^$$' -bench='Render|CacheBytes' -benchtime=3x -count=3 -timeout=30m ./pkg/kubestate 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-cluster-state.out
 
 bench-load:
 	LOAD_NODES=$${LOAD_NODES:-1000} LOAD_PHASE=$${LOAD_PHASE:-60s} $(GO) test -tags bench -count=1 -run TestLoad -v -timeout 30m ./test/loadbench 2>/dev/null | grep -E 'load_test.go|^(--- |ok|FAIL|PASS)' | tee bench-load.out

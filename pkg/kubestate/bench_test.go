@@ -2,7 +2,11 @@ package kubestate
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"regexp"
 	"runtime"
 	"testing"
 
@@ -13,6 +17,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+
+	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
 // clusterOf is a cluster of the given size as kube-state-metrics sees it:
@@ -20,7 +29,7 @@ import (
 // ReplicaSet revisions (Kubernetes' default history), a Service and an
 // Endpoints per Deployment, 5 ConfigMaps and a PVC/PV per 30 pods, a Job
 // and a CronJob per 100 pods, 100 namespaces.
-func clusterOf(nodes int) Sources {
+func clusterOf(nodes int, trimmed bool) Sources {
 	pods := nodes * 30
 	deployments := pods / 10
 	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "x"}},
@@ -34,6 +43,9 @@ func clusterOf(nodes int) Sources {
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl", Operation: "Apply", FieldsV1: &metav1.FieldsV1{Raw: bytes.Repeat([]byte("f"), 800)}}}}
 	}
 	trim := trimmer(keyMatcher{})
+	if !trimmed {
+		trim = func(o interface{}) (interface{}, error) { return o, nil }
+	}
 	var s Sources
 	var ps list[*corev1.Pod]
 	for i := range pods {
@@ -129,9 +141,13 @@ func clusterOf(nodes int) Sources {
 // 30 pods: time and allocations per resolution, and the series it writes
 // (what the head holds for it).
 func BenchmarkRender(b *testing.B) {
-	for _, nodes := range []int{100, 1000} {
-		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {
-			r := NewRenderer(Config{}, clusterOf(nodes))
+	for _, bc := range []struct {
+		families string
+		cfg      Config
+	}{{"default", Config{}}, {"all", Config{Allowlist: []*regexp.Regexp{regexp.MustCompile(".*")}}}} {
+		nodes := 1000
+		b.Run(fmt.Sprintf("families=%s/nodes=%d", bc.families, nodes), func(b *testing.B) {
+			r := NewRenderer(bc.cfg, clusterOf(nodes, true))
 			var buf bytes.Buffer
 			if err := r.Render(&buf); err != nil {
 				b.Fatal(err)
@@ -152,17 +168,90 @@ func BenchmarkRender(b *testing.B) {
 // BenchmarkCacheBytes is the heap the informer caches of the resources
 // kmetrics watches for cluster state only (beyond the pods, nodes and
 // namespaces it watches anyway) hold at 1,000 nodes × 30 pods, objects as
-// the trimming transform leaves them.
+// the trimming transform leaves them, beside the same objects untrimmed.
 func BenchmarkCacheBytes(b *testing.B) {
-	for range b.N {
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		s := clusterOf(1000)
-		s.Pods, s.Nodes, s.Namespaces = nil, nil, nil
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB")
-		runtime.KeepAlive(s)
+	for _, trimmed := range []bool{true, false} {
+		b.Run(fmt.Sprintf("trimmed=%v", trimmed), func(b *testing.B) {
+			for range b.N {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				s := clusterOf(1000, trimmed)
+				s.Pods, s.Nodes, s.Namespaces = nil, nil, nil
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB")
+				runtime.KeepAlive(s)
+			}
+		})
 	}
+}
+
+// BenchmarkHeadBytes is what the cluster-state series cost in the TSDB
+// head at 1,000 nodes × 30 pods: the heap of a head holding four writes of
+// them (a minute at --cluster-state.interval), default families and all.
+func BenchmarkHeadBytes(b *testing.B) {
+	for _, bc := range []struct {
+		families string
+		cfg      Config
+	}{{"default", Config{}}, {"all", Config{Allowlist: []*regexp.Regexp{regexp.MustCompile(".*")}}}} {
+		b.Run("families="+bc.families, func(b *testing.B) {
+			var buf bytes.Buffer
+			if err := NewRenderer(bc.cfg, clusterOf(1000, true)).Render(&buf); err != nil {
+				b.Fatal(err)
+			}
+			body := buf.Bytes()
+			for range b.N {
+				db, err := storage.Open(storage.Options{Path: b.TempDir()}, nil, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				series := 0
+				for w := range 4 {
+					series = appendExposition(b, db, body, int64(w)*30_000)
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB")
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(series), "B/series")
+				_ = db.Close()
+			}
+		})
+	}
+}
+
+func appendExposition(b *testing.B, db *storage.DB, body []byte, ts int64) int {
+	p, err := textparse.New(body, "text/plain; version=0.0.4", labels.NewSymbolTable(), textparse.ParserOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	app := db.Appender(context.Background())
+	n := 0
+	for {
+		e, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		if e != textparse.EntrySeries {
+			continue
+		}
+		var l labels.Labels
+		p.Labels(&l)
+		_, _, v := p.Series()
+		l = labels.NewBuilder(l).Set("job", "kube-state-metrics").Set("instance", "kmetrics").Labels()
+		if _, err := app.Append(0, l, ts, v); err != nil {
+			b.Fatal(err)
+		}
+		n++
+	}
+	if err := app.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
