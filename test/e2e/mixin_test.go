@@ -1,0 +1,214 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestKubernetesMixinAlerts: the shipped kubernetes-mixin rules load, every
+// rule evaluates on kmetrics' data without an error, and alerts fire on the
+// conditions they describe, made by the real controllers, and resolve when
+// the condition goes. The rules run as shipped except their "for:" (15m
+// and more, set to nothing: the expressions are what is tested).
+func TestKubernetesMixinAlerts(t *testing.T) {
+	t.Parallel()
+	shipped, err := os.ReadFile(filepath.Join(root, "deploy", "base", "rules", "kubernetes-mixin.rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(t.TempDir(), "mixin.yaml")
+	immediate := regexp.MustCompile(`(?m)^(\s+)for: \S+$`).ReplaceAll(shipped, []byte("${1}for: 0s"))
+	if err := os.WriteFile(rules, immediate, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const ns = "e2e-mixin"
+	kubectlApply(t, `
+apiVersion: v1
+kind: Namespace
+metadata: {name: `+ns+`}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: pods, namespace: `+ns+`}
+spec: {hard: {pods: "3"}}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: configmaps, namespace: `+ns+`}
+spec: {hard: {configmaps: "20"}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}, annotations: {kwok.x-k8s.io/usage-cpu: 400m}}
+    spec:
+      containers: [{name: main, image: registry.k8s.io/pause:3.10, resources: {requests: {cpu: 100m}}}]
+---
+# Wants three healthy pods of a two-pod Deployment.
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: `+ns+`}
+spec: {minAvailable: 3, selector: {matchLabels: {app: web}}}
+---
+# Scheduled nowhere: Pending.
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: stuck, namespace: `+ns+`}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: stuck}}
+  template:
+    metadata: {labels: {app: stuck}}
+    spec:
+      nodeSelector: {e2e.kmetrics.dev/no-such-node: "true"}
+      containers: [{name: main, image: registry.k8s.io/pause:3.10}]
+---
+# web uses 4× its CPU request: the HPA wants more than its maximum of 2.
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: `+ns+`}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 1
+  maxReplicas: 2
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+`)
+	k := startSecondKmetrics(t, "mixin", "--scrape.annotated=false", "--cluster-state.interval=10s",
+		"--rules.file", rules, "--rules.evaluation-interval=5s")
+
+	t.Run("every rule loads and evaluates without an error", func(t *testing.T) {
+		eventually(t, 2*time.Minute, "45 alerts and 20 recording rules evaluated, none failing", func() error {
+			body, err := k.query("/api/v1/rules")
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				Data struct {
+					Groups []struct {
+						Name  string
+						Rules []struct {
+							Name, Type, Health, LastError string
+							LastEvaluation            time.Time
+						}
+					}
+				}
+			}
+			if err := json.Unmarshal(body, &resp); err != nil {
+				return err
+			}
+			alerts, records := 0, 0
+			for _, g := range resp.Data.Groups {
+				for _, r := range g.Rules {
+					if r.LastError != "" || (r.Health != "ok" && r.Health != "") {
+						return fmt.Errorf("%s/%s: %s %s", g.Name, r.Name, r.Health, r.LastError)
+					}
+					if r.LastEvaluation.IsZero() {
+						return fmt.Errorf("%s/%s not evaluated yet", g.Name, r.Name)
+					}
+					if r.Type == "alerting" {
+						alerts++
+					} else {
+						records++
+					}
+				}
+			}
+			if alerts != 45 || records != 20 {
+				return fmt.Errorf("%d alerts, %d recording rules", alerts, records)
+			}
+			return nil
+		})
+	})
+
+	firing := func(alert string, match map[string]string) func() error {
+		return func() error {
+			if alertState(k, alert, match) != "firing" {
+				return fmt.Errorf("%s%v not firing; active: %v", alert, match, activeAlerts(k))
+			}
+			return nil
+		}
+	}
+	resolved := func(alert string, match map[string]string) func() error {
+		return func() error {
+			if s := alertState(k, alert, match); s != "" {
+				return fmt.Errorf("%s%v still %s", alert, match, s)
+			}
+			return nil
+		}
+	}
+	cases := []struct {
+		alert   string
+		match   map[string]string
+		resolve []string // kubectl arguments that end the condition
+	}{
+		// 3 pods (two of web, one stuck) of a quota of 3; then a quota of 10.
+		{"KubeQuotaFullyUsed", map[string]string{"namespace": ns, "resourcequota": "pods"}, []string{"-n", ns, "patch", "resourcequota", "pods", "-p", `{"spec":{"hard":{"pods":"10"}}}`}},
+		{"KubePodNotReady", map[string]string{"namespace": ns}, []string{"-n", ns, "delete", "deployment", "stuck"}},
+		{"KubePdbNotEnoughHealthyPods", map[string]string{"namespace": ns, "poddisruptionbudget": "web"}, []string{"-n", ns, "delete", "pdb", "web"}},
+		{"KubeHpaMaxedOut", map[string]string{"namespace": ns, "horizontalpodautoscaler": "web"}, []string{"-n", ns, "delete", "hpa", "web"}},
+	}
+	for _, c := range cases {
+		t.Run(c.alert+" fires and resolves", func(t *testing.T) {
+			eventually(t, 3*time.Minute, c.alert+" firing", firing(c.alert, c.match))
+			mustKubectl(t, c.resolve...)
+			eventually(t, 2*time.Minute, c.alert+" resolved", resolved(c.alert, c.match))
+		})
+	}
+	t.Run("KubeQuotaAlmostFull fires and resolves", func(t *testing.T) {
+		// 19 ConfigMaps of 20, above the alert's 90% (the namespace's
+		// kube-root-ca.crt is one).
+		for i := range 18 {
+			mustKubectl(t, "-n", ns, "create", "configmap", fmt.Sprintf("c%d", i))
+		}
+		match := map[string]string{"namespace": ns, "resourcequota": "configmaps"}
+		eventually(t, 3*time.Minute, "KubeQuotaAlmostFull firing", firing("KubeQuotaAlmostFull", match))
+		mustKubectl(t, "-n", ns, "delete", "configmap", "c0", "c1", "c2", "c3", "c4")
+		eventually(t, 2*time.Minute, "KubeQuotaAlmostFull resolved", resolved("KubeQuotaAlmostFull", match))
+	})
+}
+
+type activeAlert struct {
+	Labels map[string]string
+	State  string
+}
+
+func activeAlerts(k *secondKmetrics) []activeAlert {
+	body, err := k.query("/api/v1/alerts")
+	if err != nil {
+		return nil
+	}
+	var resp struct {
+		Data struct{ Alerts []activeAlert }
+	}
+	_ = json.Unmarshal(body, &resp)
+	return resp.Data.Alerts
+}
+
+// alertState is the state of the alert whose labels include match ("" when
+// none is active).
+func alertState(k *secondKmetrics, name string, match map[string]string) string {
+	for _, a := range activeAlerts(k) {
+		if a.Labels["alertname"] != name {
+			continue
+		}
+		ok := true
+		for l, v := range match {
+			ok = ok && a.Labels[l] == v
+		}
+		if ok {
+			return strings.ToLower(a.State)
+		}
+	}
+	return ""
+}
