@@ -100,7 +100,7 @@ spec:
 						Name  string
 						Rules []struct {
 							Name, Type, Health, LastError string
-							LastEvaluation            time.Time
+							LastEvaluation                time.Time
 						}
 					}
 				}
