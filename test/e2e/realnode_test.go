@@ -145,6 +145,7 @@ func TestRealKubelet(t *testing.T) {
 	t.Run("cAdvisor series carry the kubernetes-mixin labels", func(t *testing.T) { cadvisorLabels(t) })
 	t.Run("without nodes/metrics the kubelet refuses, per node", func(t *testing.T) { refusedWithoutNodeMetrics(t, node) })
 	t.Run("a node serving from the wrong CA fails alone", func(t *testing.T) { wrongCA(t, node) })
+	t.Run("the VPA's recommender on live usage and on kmetrics' history", func(t *testing.T) { vpaOnRealNode(t, node) })
 }
 
 // realNodePlacement is the part of a pod spec (at indent) that puts a test
