@@ -117,4 +117,6 @@ install_apt skopeo skopeo
 # The one real node (test/e2e, TestRealKubelet): containerd runs its
 # containers (runc, installed above); ctr imports the locally built images.
 install_apt containerd containerd
+# k9s runs headless in a tmux pane (TestK9s reads it with capture-pane).
+install_apt tmux tmux
 log "ready: $(ls "$BIN" "$K8S_BIN" | tr '\n' ' ')"
