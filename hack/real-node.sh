@@ -95,7 +95,11 @@ import_image() {
   [ -n "$name" ] && [ "$name" != null ] || die "$archive names no image (index.json has no ref.name)"
   ctr_ images import --base-name "${name%:*}" "$archive" >/dev/null
   ctr_ images tag --force "$name" "$ref" >/dev/null
-  ctr_ images ls -q | grep -qx "$ref" || die "the import did not name $ref: $(ctr_ images ls -q)"
+  # Listed first, then searched: `ctr … | grep -q` under pipefail fails when
+  # grep exits at the match before ctr has written everything (SIGPIPE).
+  local images
+  images=$(ctr_ images ls -q)
+  grep -qx "$ref" <<<"$images" || die "the import did not name $ref: $images"
 }
 
 containerd_up() {

@@ -25,6 +25,8 @@ type clusterState struct {
 	// they have listed once.
 	start  func(stop <-chan struct{})
 	synced map[string]cache.InformerSynced
+	// syncTimeout: syncTimeout, or shorter in tests.
+	syncTimeout time.Duration
 }
 
 // syncTimeout bounds the wait for the first list of every resource: one the
@@ -35,7 +37,7 @@ const syncTimeout = time.Minute
 // waitForCaches returns when every informer has listed once, or after
 // syncTimeout, naming the resources that have not (false: ctx ended).
 func (c *clusterState) waitForCaches(ctx context.Context) bool {
-	deadline := time.Now().Add(syncTimeout)
+	deadline := time.Now().Add(c.syncTimeout)
 	for {
 		var pending []string
 		for r, synced := range c.synced {
@@ -49,7 +51,7 @@ func (c *clusterState) waitForCaches(ctx context.Context) bool {
 		if time.Now().After(deadline) {
 			slices.Sort(pending)
 			klog.ErrorS(nil, "Cluster-state resources not listed yet; writing the others (grant list and watch on them, or leave them out of --cluster-state.resources)",
-				"resources", pending, "waited", syncTimeout)
+				"resources", pending, "waited", c.syncTimeout)
 			return true
 		}
 		select {
@@ -95,6 +97,7 @@ func newClusterState(o *options, cfg kubestate.Config, client kubernetes.Interfa
 			own.Start(stop)
 			ownMeta.Start(stop)
 		},
-		synced: synced,
+		synced:      synced,
+		syncTimeout: syncTimeout,
 	}, nil
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/tools/cache"
 )
 
 // An operator's mistake in a cluster-state flag stops kmetrics with the
@@ -49,5 +52,22 @@ func TestClusterStateFlags(t *testing.T) {
 				t.Errorf("validate() does not report it")
 			}
 		})
+	}
+}
+
+// A resource the role does not let kmetrics list never syncs: after the
+// timeout the others are written anyway (true), and a stop ends the wait
+// (false) instead of blocking shutdown.
+func TestWaitForCachesDoesNotWaitForever(t *testing.T) {
+	never := func() bool { return false }
+	c := &clusterState{synced: map[string]cache.InformerSynced{"pods": func() bool { return true }, "secrets": never}, syncTimeout: 50 * time.Millisecond}
+	if !c.waitForCaches(context.Background()) {
+		t.Error("an unlistable resource held the others back")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c.syncTimeout = time.Hour
+	if c.waitForCaches(ctx) {
+		t.Error("a stopped context did not end the wait")
 	}
 }

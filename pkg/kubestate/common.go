@@ -75,10 +75,6 @@ func ptrValue(p *int32, emit emitFunc) {
 	}
 }
 
-func lower(s string) string { return strings.ToLower(s) }
-
-func contains(list []string, s string) bool { return slices.Contains(list, s) }
-
 // resourceVersion writes a numeric resource version as the value, as
 // kube-state-metrics does; an opaque one writes nothing.
 func resourceVersion(rv string, emit emitFunc) {

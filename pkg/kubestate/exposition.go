@@ -26,8 +26,7 @@ type family[T any] struct {
 
 // exposition writes the text format, family by family.
 type exposition struct {
-	b       *bytes.Buffer
-	scratch []string
+	b *bytes.Buffer
 }
 
 func (e *exposition) header(name, help string, typ metricType) {
@@ -85,15 +84,33 @@ func escapeLabelValue(b *bytes.Buffer, s string) {
 
 // renderFamilies writes the families of one resource: the objects'
 // samples grouped under the family's HELP and TYPE, as the format requires.
+// Each object's own labels are built once, not once per family, and one
+// emitter serves a family's objects: this runs for every object every write.
 func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T]) {
+	bases := make([][]string, len(objs))
+	for i, o := range objs {
+		bases[i] = base(o)
+	}
+	em := &emitter{e: e}
+	emit := em.emit
 	for _, f := range families {
 		e.header(f.name, f.help, f.typ)
-		for _, o := range objs {
-			lbls := base(o)
-			f.gen(o, func(v float64, kv ...string) { e.sample(f.name, v, lbls, kv) })
+		em.name = f.name
+		for i, o := range objs {
+			em.base = bases[i]
+			f.gen(o, emit)
 		}
 	}
 }
+
+// emitter writes samples of one family for the object at hand.
+type emitter struct {
+	e    *exposition
+	name string
+	base []string
+}
+
+func (m *emitter) emit(v float64, kv ...string) { m.e.sample(m.name, v, m.base, kv) }
 
 func boolValue(b bool) float64 {
 	if b {

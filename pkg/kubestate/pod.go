@@ -1,7 +1,9 @@
 package kubestate
 
 import (
+	"slices"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -63,7 +65,7 @@ func podFamilies() []family[*corev1.Pod] {
 					emit(1, "reason", r)
 				}
 			}
-			if p.Status.Reason != "" && !contains(podStatusReasons, p.Status.Reason) {
+			if p.Status.Reason != "" && !slices.Contains(podStatusReasons, p.Status.Reason) {
 				emit(1, "reason", "Other")
 			}
 		}},
@@ -202,7 +204,7 @@ func podCondition(p *corev1.Pod, t corev1.PodConditionType, emit emitFunc) {
 // uses for that family.
 func conditionSeries(s corev1.ConditionStatus, emit emitFunc, label string, kv ...string) {
 	for _, status := range conditionStatuses {
-		emit(boolValue(s == status), append(kv[:len(kv):len(kv)], label, lower(string(status)))...)
+		emit(boolValue(s == status), append(kv[:len(kv):len(kv)], label, strings.ToLower(string(status)))...)
 	}
 }
 

@@ -145,14 +145,13 @@ type Lister[T any] interface {
 
 // Renderer writes the exposition of every enabled resource.
 type Renderer struct {
-	src     Sources
-	cfg     Config
-	renders []func(e *exposition) error
+	renders  []func(e *exposition) error
+	families []string
 }
 
 // NewRenderer prepares the families of the resources src provides.
 func NewRenderer(cfg Config, src Sources) *Renderer {
-	r := &Renderer{src: src, cfg: cfg}
+	r := &Renderer{}
 	add(r, src.Pods, podBase, podFamilies, cfg, "pods", "pod")
 	add(r, src.Nodes, nodeBase, nodeFamilies, cfg, "nodes", "node")
 	add(r, src.Namespaces, namespaceBase, namespaceFamilies, cfg, "namespaces", "namespace")
@@ -184,6 +183,9 @@ func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, famil
 	}
 	fs := slices.DeleteFunc(append(objectFamilies[T](kind, cfg.LabelsAllowlist.matcher(resource), cfg.AnnotationsAllowlist.matcher(resource)), families()...),
 		func(f family[T]) bool { return !cfg.Allowed(f.name) })
+	for _, f := range fs {
+		r.families = append(r.families, f.name)
+	}
 	r.renders = append(r.renders, func(e *exposition) error {
 		objs, err := l.List(k8slabels.Everything())
 		if err != nil {
@@ -227,19 +229,9 @@ func (r *Renderer) Render(b *bytes.Buffer) error {
 	return nil
 }
 
-// Families lists every family name the renderer can write (after the
-// denylist), for tests and documentation.
-func (r *Renderer) Families() []string {
-	var b bytes.Buffer
-	_ = r.Render(&b) // the names come from the headers, objects or not
-	var names []string
-	for _, line := range strings.Split(b.String(), "\n") {
-		if name, ok := strings.CutPrefix(line, "# TYPE "); ok {
-			names = append(names, strings.Fields(name)[0])
-		}
-	}
-	return names
-}
+// Families lists the families the renderer writes (allowed, of the
+// resources it reads), for tests and documentation.
+func (r *Renderer) Families() []string { return slices.Clone(r.families) }
 
 // cacheLister adapts an informer's indexer to Lister for any object type.
 type cacheLister[T any] struct{ indexer cache.Indexer }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // parsed is a rendered exposition, read back with Prometheus' own parser.
@@ -282,5 +283,35 @@ func TestDefaultFamilies(t *testing.T) {
 	got = render(t, Config{Allowlist: allow, Denylist: deny}, everyResource())
 	if _, ok := got.types["kube_cronjob_info"]; !ok || len(got.types) != 8 {
 		t.Errorf("families %v, want kube_pod_info and seven kube_cronjob_*", got.types)
+	}
+}
+
+// A tenant controls its objects' annotations and label values: a value
+// written to look like the end of a series and the start of another stays
+// one label value of one series, byte for byte.
+func TestHostileValuesStayValues(t *testing.T) {
+	forged := "x\"} 1\nkube_node_info{node=\"forged\"} 1\n# TYPE evil gauge\\"
+	src := everyResource()
+	pods, _ := src.Pods.List(nil)
+	p := pods[0].DeepCopy()
+	p.Annotations = map[string]string{"note": forged, "a\"b\nc": "key"}
+	src.Pods = list[*corev1.Pod]{p}
+	src.Nodes = nil
+	got := render(t, Config{AnnotationsAllowlist: Allowlist{"pods": {"*"}}, Allowlist: everyFamily}, src)
+	if _, ok := got.types["evil"]; ok {
+		t.Fatal("an annotation declared a family")
+	}
+	if n := len(got.series["kube_node_info"]); n != 0 {
+		t.Fatalf("an annotation wrote %d kube_node_info series", n)
+	}
+	series := got.series["kube_pod_annotations"]
+	if len(series) != 1 {
+		t.Fatalf("%d kube_pod_annotations series, want 1: %v", len(series), series)
+	}
+	if v := series[0].Get("annotation_note"); v != forged {
+		t.Errorf("annotation_note = %q, want %q", v, forged)
+	}
+	if v := series[0].Get("annotation_a_b_c"); v != "key" {
+		t.Errorf("a key with quotes and a newline: %v", series[0])
 	}
 }

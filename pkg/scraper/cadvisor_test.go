@@ -43,18 +43,7 @@ container_spec_cpu_shares{container="c0",namespace="ns0",pod="cadvisor-only"} 2
 			http.NotFound(w, r)
 		}
 	})
-	env := newTestEnv(t, k, 1<<20)
-	m := env.manager
-	m.endpoints = []*KubeletEndpoint{{Name: "cAdvisor", Path: "/metrics/cadvisor", Deny: regexp.MustCompile(`^(?:container_tasks_state|container_spec_.*)$`)}}
-	m.resolution = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m.start(ctx)
-	if err := env.nodes.Add(kubeletNode("a", k)); err != nil {
-		t.Fatal(err)
-	}
-	m.sync("a")
-	defer m.shutdown()
+	env := scrapeNodeA(t, k, &KubeletEndpoint{Name: "cAdvisor", Path: "/metrics/cadvisor", Deny: regexp.MustCompile(`^(?:container_tasks_state|container_spec_.*)$`)})
 
 	cadvisor := eq("metrics_path", "/metrics/cadvisor")
 	waitFor(t, "cAdvisor series stored", func() error {
@@ -125,20 +114,9 @@ container_memory_working_set_bytes{container="c0",id="/kubepods/pod1/c0",image="
 			http.NotFound(w, r)
 		}
 	})
-	env := newTestEnv(t, k, 1<<20)
-	m := env.manager
-	m.endpoints = []*KubeletEndpoint{{Name: "cAdvisor", Path: "/metrics/cadvisor",
+	env := scrapeNodeA(t, k, &KubeletEndpoint{Name: "cAdvisor", Path: "/metrics/cadvisor",
 		Allow:    regexp.MustCompile(`^(?:container_cpu_usage_seconds_total|container_memory_working_set_bytes)$`),
-		Replaces: []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_start_time_seconds"}}}
-	m.resolution = 50 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	m.start(ctx)
-	if err := env.nodes.Add(kubeletNode("a", k)); err != nil {
-		t.Fatal(err)
-	}
-	m.sync("a")
-	defer m.shutdown()
+		Replaces: []string{"container_cpu_usage_seconds_total", "container_memory_working_set_bytes", "container_start_time_seconds"}})
 
 	resourcePath := eq("metrics_path", "/metrics/resource")
 	waitFor(t, "both endpoints scraped, the index fed", func() error {
@@ -167,4 +145,23 @@ container_memory_working_set_bytes{container="c0",id="/kubepods/pod1/c0",image="
 	if _, ok := env.index.Pod("ns0", "p0"); ok {
 		t.Error("cAdvisor series reached the latest-value index")
 	}
+}
+
+// scrapeNodeA runs a manager with the further endpoints eps, scraping node
+// "a" (served by k) every 50ms until the test ends.
+func scrapeNodeA(t *testing.T, k *fakeKubelet, eps ...*KubeletEndpoint) *testEnv {
+	t.Helper()
+	env := newTestEnv(t, k, 1<<20)
+	m := env.manager
+	m.endpoints = eps
+	m.resolution = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	m.start(ctx)
+	if err := env.nodes.Add(kubeletNode("a", k)); err != nil {
+		t.Fatal(err)
+	}
+	m.sync("a")
+	t.Cleanup(m.shutdown)
+	return env
 }

@@ -18,10 +18,7 @@ import (
 // columns it reads from metrics.k8s.io.
 func TestK9s(t *testing.T) {
 	t.Parallel()
-	bin := os.Getenv("K9S_BIN")
-	if bin == "" {
-		t.Fatal("K9S_BIN not set (make e2e builds k9s with hack/build-k9s.sh)")
-	}
+	bin := toolFromEnv(t, "K9S_BIN", "hack/build-k9s.sh")
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux not installed: hack/build-cluster-bins.sh installs it")

@@ -21,10 +21,7 @@ import (
 // series.
 func TestKEDAPrometheusScaler(t *testing.T) {
 	t.Parallel()
-	bin := os.Getenv("KEDA_PROMETHEUS")
-	if bin == "" {
-		t.Fatal("KEDA_PROMETHEUS not set (make e2e builds it with hack/build-keda.sh)")
-	}
+	bin := toolFromEnv(t, "KEDA_PROMETHEUS", "hack/build-keda.sh")
 	deployment(t, "e2e-keda", "web", 3, "100m", "32Mi", "50m")
 	deployment(t, "e2e-keda", "worker", 1, "100m", "32Mi", "50m")
 	token := serviceAccountToken(t, "default", "e2e-keda")

@@ -173,3 +173,14 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		time.Sleep(time.Second)
 	}
 }
+
+// toolFromEnv is the path of a client built outside the suite (make e2e
+// builds it with script, cached, and names it in env).
+func toolFromEnv(t *testing.T, env, script string) string {
+	t.Helper()
+	bin := os.Getenv(env)
+	if bin == "" {
+		t.Fatalf("%s not set (make e2e builds it with %s)", env, script)
+	}
+	return bin
+}

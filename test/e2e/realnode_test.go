@@ -185,12 +185,12 @@ spec:
 `, node, name, millicores, memoryMiB, realNS)
 }
 
-// realHPA: a Deployment of burners on the real node in namespace realNS, all
-// reading their load from one hostPath file; the HPA sees their real CPU
-// through kmetrics and scales 1 → 3 and back to 1 (TestInstalledInCluster
-// runs it against the kmetrics pod).
-func realHPA(t *testing.T, node *realNode, realNS string) {
-	load := filepath.Join(node.dir, "load")
+// loadBurner applies a Deployment name (container "burner") of burners on
+// the real node in ns, all burning the millicores written in one hostPath
+// file, and returns the setter of that load (set to initial first).
+func loadBurner(t *testing.T, node *realNode, ns, name string, initial int) func(millicores int) {
+	t.Helper()
+	load := filepath.Join(node.dir, name+"-load")
 	if err := os.MkdirAll(load, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -199,16 +199,16 @@ func realHPA(t *testing.T, node *realNode, realNS string) {
 			t.Fatal(err)
 		}
 	}
-	setLoad(0)
+	setLoad(initial)
 	kubectlApply(t, fmt.Sprintf(`
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: burner, namespace: %[1]s}
+metadata: {name: %[4]s, namespace: %[1]s}
 spec:
   replicas: 1
-  selector: {matchLabels: {app: burner}}
+  selector: {matchLabels: {app: %[4]s}}
   template:
-    metadata: {labels: {app: burner}}
+    metadata: {labels: {app: %[4]s}}
     spec:
 %[3]s
       volumes: [{name: load, hostPath: {path: %[2]s, type: Directory}}]
@@ -219,7 +219,16 @@ spec:
         command: [/workload, burn, --millicores-file, /load/millicores]
         volumeMounts: [{name: load, mountPath: /load, readOnly: true}]
         resources: {requests: {cpu: 100m, memory: 16Mi}}
-`, realNS, load, realNodePlacement("      ")))
+`, ns, load, realNodePlacement("      "), name))
+	return setLoad
+}
+
+// realHPA: a Deployment of burners on the real node in namespace realNS, all
+// reading their load from one hostPath file; the HPA sees their real CPU
+// through kmetrics and scales 1 → 3 and back to 1 (TestInstalledInCluster
+// runs it against the kmetrics pod).
+func realHPA(t *testing.T, node *realNode, realNS string) {
+	setLoad := loadBurner(t, node, realNS, "burner", 0)
 	eventually(t, time.Minute, "the burner served", func() error {
 		_, err := kubectl("-n", realNS, "top", "pod", "-l", "app=burner")
 		return err
