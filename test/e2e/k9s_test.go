@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,10 @@ func TestK9s(t *testing.T) {
 }
 
 // k9sRows parses a captured k9s table: the header row (the line holding
-// NAME) gives the columns; rows whose NAME starts with prefix follow.
+// NAME) gives the columns; rows whose NAME starts with prefix follow. A
+// value k9s saw change carries its delta sign (↑, ↓, Δ) for a while — the
+// pods' CPU going from its first 0 to 250 shows as "250↑" — and a sorted
+// column's header its sort arrow: both are cut.
 func k9sRows(screen, prefix string) []map[string]string {
 	var header []string
 	var rows []map[string]string
@@ -117,16 +121,12 @@ func k9sRows(screen, prefix string) []map[string]string {
 		if len(fields) == 0 {
 			continue
 		}
+		for i, f := range fields {
+			fields[i] = strings.TrimRight(f, "↑↓Δ")
+		}
 		if header == nil {
-			for i, f := range fields {
-				if strings.TrimRight(f, "↑↓") == "NAME" {
-					header = make([]string, len(fields))
-					for j, h := range fields {
-						header[j] = strings.TrimRight(h, "↑↓")
-					}
-					_ = i
-					break
-				}
+			if slices.Contains(fields, "NAME") {
+				header = fields
 			}
 			continue
 		}
