@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,12 +64,18 @@ func TestK9s(t *testing.T) {
 			if len(rows) != 2 {
 				return fmt.Errorf("%d pod rows:\n%s", len(rows), last)
 			}
+			// kwok's usage is a rate over its counter: on a loaded machine a
+			// window reads 251m; the columns are checked within 2%.
+			near := func(v string, want int) bool {
+				n, err := strconv.Atoi(v)
+				return err == nil && n >= want-5 && n <= want+5
+			}
 			for _, r := range rows {
-				if r["CPU"] != "250" || r["MEM"] != "80" {
+				if !near(r["CPU"], 250) || r["MEM"] != "80" {
 					return fmt.Errorf("row %v, want CPU 250, MEM 80:\n%s", r, last)
 				}
 				// 250m of a 100m request.
-				if r["%CPU/R"] != "250" {
+				if !near(r["%CPU/R"], 250) {
 					return fmt.Errorf("row %v, want %%CPU/R 250:\n%s", r, last)
 				}
 			}
