@@ -63,7 +63,8 @@ fuzz:
 # real node and runs metrics-server v0.8.0's own e2e suite against it (built
 # from the module cache by test/metricsserver). TestRealKubelet runs the
 # VPA's recommender (test/vpa, built by hack/build-vpa.sh, cached) live and
-# on kmetrics' PromQL history; TestK9s runs k9s (hack/build-k9s.sh) in tmux;
+# on kmetrics' PromQL history, and dotdc's community dashboards against
+# node_exporter (hack/build-node-exporter.sh) on the real node; TestK9s runs k9s (hack/build-k9s.sh) in tmux;
 # TestKEDAPrometheusScaler runs KEDA's Prometheus scaler (test/keda,
 # hack/build-keda.sh, cached).
 # The image test runs the amd64 image (a relink of what build compiled),
@@ -73,7 +74,7 @@ e2e: build cluster-bins
 	IMAGE_ARCHS=amd64 bash hack/image-reproducible.sh
 	cd hack/image && $(GO) test -count=1 ./...
 	cd test/metricsserver && $(GO) test -c -o ../../_output/metrics-server-e2e.test sigs.k8s.io/metrics-server/test
-	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar VPA_RECOMMENDER=$$(bash hack/build-vpa.sh) K9S_BIN=$$(bash hack/build-k9s.sh) KEDA_PROMETHEUS=$$(bash hack/build-keda.sh) HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 50m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar VPA_RECOMMENDER=$$(bash hack/build-vpa.sh) K9S_BIN=$$(bash hack/build-k9s.sh) NODE_EXPORTER=$$(bash hack/build-node-exporter.sh) KEDA_PROMETHEUS=$$(bash hack/build-keda.sh) HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 50m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh

@@ -13,17 +13,20 @@ import (
 	"time"
 )
 
+// grafanaTemplating is a dashboard's variables.
+type grafanaTemplating struct {
+	List []struct {
+		Name  string `json:"name"`
+		Type  string `json:"type"`
+		Query any    `json:"query"` // a string, or {"query": …}
+	} `json:"list"`
+}
+
 type dashboard struct {
-	UID        string `json:"uid"`
-	Title      string `json:"title"`
-	Templating struct {
-		List []struct {
-			Name  string `json:"name"`
-			Type  string `json:"type"`
-			Query any    `json:"query"`
-		} `json:"list"`
-	} `json:"templating"`
-	Panels []struct {
+	UID        string            `json:"uid"`
+	Title      string            `json:"title"`
+	Templating grafanaTemplating `json:"templating"`
+	Panels     []struct {
 		Title      string `json:"title"`
 		Datasource struct {
 			UID string `json:"uid"`

@@ -142,7 +142,12 @@ func TestRealKubelet(t *testing.T) {
 	t.Run("the shipped dashboards show the node and its pod", func(t *testing.T) {
 		dashboardsAnswer(t, strings.NewReplacer("$cluster", ".*", "$namespace", realNS, "$pod", "burn", "$node", node.name, "$__rate_interval", "1m", "$__interval", "15s"))
 	})
-	t.Run("cAdvisor series carry the kubernetes-mixin labels", func(t *testing.T) { cadvisorLabels(t) })
+	// kmetrics as a user turns on cAdvisor and the kubelet's own metrics,
+	// with the kubernetes-mixin's rules (without their "for:").
+	cadvisor := startSecondKmetrics(t, "cadvisor", "--kubelet-cadvisor", "--kubelet-metrics",
+		"--rules.file", immediateMixinRules(t), "--rules.evaluation-interval=5s")
+	t.Run("cAdvisor series carry the kubernetes-mixin labels", func(t *testing.T) { cadvisorLabels(t, cadvisor) })
+	t.Run("dotdc's community dashboards have data; the mixin's node alerts fire", func(t *testing.T) { communityDashboards(t, node, cadvisor) })
 	t.Run("without nodes/metrics the kubelet refuses, per node", func(t *testing.T) { refusedWithoutNodeMetrics(t, node) })
 	t.Run("a node serving from the wrong CA fails alone", func(t *testing.T) { wrongCA(t, node) })
 	t.Run("the VPA's recommender on live usage and on kmetrics' history", func(t *testing.T) { vpaOnRealNode(t, node) })
@@ -243,13 +248,11 @@ func realHPA(t *testing.T, node *realNode, realNS string) {
 	mustKubectl(t, "-n", realNS, "delete", "deployment", "burner")
 }
 
-// cadvisorLabels runs a kmetrics with --kubelet-cadvisor and
-// --kubelet-metrics, as a user turns them on, and evaluates what the
-// kubernetes-mixin's rules select: cAdvisor
+// cadvisorLabels evaluates, on k (a kmetrics with --kubelet-cadvisor and
+// --kubelet-metrics), what the kubernetes-mixin's rules select: cAdvisor
 // series of job="kubelet", metrics_path="/metrics/cadvisor" with image,
 // container, pod, namespace, joined with kube_pod_info for the node.
-func cadvisorLabels(t *testing.T) {
-	k := startSecondKmetrics(t, "cadvisor", "--kubelet-cadvisor", "--kubelet-metrics")
+func cadvisorLabels(t *testing.T, k *secondKmetrics) {
 	sel := `job="kubelet", metrics_path="/metrics/cadvisor", namespace="` + realNS + `", pod="burn", container="burn", image!=""`
 	byNode := ` * on (namespace, pod) group_left (node) topk by (namespace, pod) (1, max by (namespace, pod, node) (kube_pod_info{node!=""}))`
 	var cpu, mem []promSample
