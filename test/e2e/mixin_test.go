@@ -20,16 +20,8 @@ import (
 // and more, set to nothing: the expressions are what is tested).
 func TestKubernetesMixinAlerts(t *testing.T) {
 	t.Parallel()
-	shipped, err := os.ReadFile(filepath.Join(root, "deploy", "base", "rules", "kubernetes-mixin.rules.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := filepath.Join(t.TempDir(), "mixin.yaml")
-	immediate := regexp.MustCompile(`(?m)^(\s+)for: \S+$`).ReplaceAll(shipped, []byte("${1}for: 0s"))
-	if err := os.WriteFile(rules, immediate, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	const ns = "e2e-mixin"
+	rules := immediateMixinRules(t)
+	const ns, blocked = "e2e-mixin", "e2e-mixin-blocked"
 	kubectlApply(t, `
 apiVersion: v1
 kind: Namespace
@@ -84,7 +76,87 @@ spec:
   minReplicas: 1
   maxReplicas: 2
   metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+---
+# A namespace whose quota admits no pod: its workloads' controllers can
+# create nothing, so their status never moves.
+apiVersion: v1
+kind: Namespace
+metadata: {name: `+blocked+`}
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: pods, namespace: `+blocked+`}
+spec: {hard: {pods: "0"}}
+---
+# Quotas promising 1,000 cores and 1 PiB, more than 1.5× what the nodes have.
+apiVersion: v1
+kind: ResourceQuota
+metadata: {name: overcommit, namespace: `+blocked+`}
+spec: {hard: {requests.cpu: "1000", requests.memory: 1Pi}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: blocked, namespace: `+blocked+`}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 5
+  selector: {matchLabels: {app: blocked}}
+  template:
+    metadata: {labels: {app: blocked}}
+    spec: {containers: [{name: main, image: registry.k8s.io/pause:3.10}]}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: blocked, namespace: `+blocked+`}
+spec:
+  replicas: 1
+  serviceName: blocked
+  selector: {matchLabels: {app: blocked-sts}}
+  template:
+    metadata: {labels: {app: blocked-sts}}
+    spec: {containers: [{name: main, image: registry.k8s.io/pause:3.10}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: blocked, namespace: `+blocked+`}
+spec:
+  selector: {matchLabels: {app: blocked-ds}}
+  template:
+    metadata: {labels: {app: blocked-ds}}
+    spec: {containers: [{name: main, image: registry.k8s.io/pause:3.10}]}
+---
+# Past its deadline before it could start a pod: failed.
+apiVersion: batch/v1
+kind: Job
+metadata: {name: blocked, namespace: `+blocked+`}
+spec:
+  activeDeadlineSeconds: 5
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: registry.k8s.io/pause:3.10}]
+---
+# Claimed by a claim that does not exist, to be deleted by a plugin that
+# cannot delete local volumes: Failed.
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: e2e-mixin-failed}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Delete
+  storageClassName: e2e-mixin
+  claimRef: {namespace: `+ns+`, name: gone, uid: 00000000-0000-0000-0000-000000000001}
+  local: {path: /nonexistent}
+  nodeAffinity:
+    required:
+      nodeSelectorTerms:
+      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [kwok-node-1]}]
 `)
+	t.Cleanup(func() {
+		_, _ = kubectl("delete", "namespace", blocked, "--wait=false")
+		_, _ = kubectl("delete", "pv", "e2e-mixin-failed", "--wait=false")
+	})
 	k := startSecondKmetrics(t, "mixin", "--scrape.annotated=false", "--cluster-state.interval=10s",
 		"--rules.file", rules, "--rules.evaluation-interval=5s")
 
@@ -147,22 +219,41 @@ spec:
 			return nil
 		}
 	}
+	type alert struct {
+		name  string
+		match map[string]string
+	}
+	in := alertLabels
+	// In order: a case's resolution may make the next one's condition.
 	cases := []struct {
-		alert   string
-		match   map[string]string
+		alerts  []alert
 		resolve []string // kubectl arguments that end the condition
 	}{
-		// 3 pods (two of web, one stuck) of a quota of 3; then a quota of 10.
-		{"KubeQuotaFullyUsed", map[string]string{"namespace": ns, "resourcequota": "pods"}, []string{"-n", ns, "patch", "resourcequota", "pods", "-p", `{"spec":{"hard":{"pods":"10"}}}`}},
-		{"KubePodNotReady", map[string]string{"namespace": ns}, []string{"-n", ns, "delete", "deployment", "stuck"}},
-		{"KubePdbNotEnoughHealthyPods", map[string]string{"namespace": ns, "poddisruptionbudget": "web"}, []string{"-n", ns, "delete", "pdb", "web"}},
-		{"KubeHpaMaxedOut", map[string]string{"namespace": ns, "horizontalpodautoscaler": "web"}, []string{"-n", ns, "delete", "hpa", "web"}},
+		// 3 pods (two of web, one stuck) of a quota of 3; then of 1
+		// (exceeded), then of 10.
+		{[]alert{{"KubeQuotaFullyUsed", in(ns, "resourcequota", "pods")}}, []string{"-n", ns, "patch", "resourcequota", "pods", "-p", `{"spec":{"hard":{"pods":"1"}}}`}},
+		{[]alert{{"KubeQuotaExceeded", in(ns, "resourcequota", "pods")}}, []string{"-n", ns, "patch", "resourcequota", "pods", "-p", `{"spec":{"hard":{"pods":"10"}}}`}},
+		{[]alert{{"KubePodNotReady", in(ns)}}, []string{"-n", ns, "delete", "deployment", "stuck"}},
+		{[]alert{{"KubePdbNotEnoughHealthyPods", in(ns, "poddisruptionbudget", "web")}}, []string{"-n", ns, "delete", "pdb", "web"}},
+		{[]alert{{"KubeHpaMaxedOut", in(ns, "horizontalpodautoscaler", "web")}}, []string{"-n", ns, "delete", "hpa", "web"}},
+		{[]alert{{"KubeDeploymentReplicasMismatch", in(blocked, "deployment", "blocked")}, {"KubeDeploymentRolloutStuck", in(blocked, "deployment", "blocked")}},
+			[]string{"-n", blocked, "delete", "deployment", "blocked"}},
+		{[]alert{{"KubeStatefulSetReplicasMismatch", in(blocked, "statefulset", "blocked")}}, []string{"-n", blocked, "delete", "statefulset", "blocked"}},
+		{[]alert{{"KubeDaemonSetRolloutStuck", in(blocked, "daemonset", "blocked")}, {"KubeDaemonSetNotScheduled", in(blocked, "daemonset", "blocked")}},
+			[]string{"-n", blocked, "delete", "daemonset", "blocked"}},
+		{[]alert{{"KubeJobFailed", in(blocked, "job_name", "blocked")}}, []string{"-n", blocked, "delete", "job", "blocked"}},
+		{[]alert{{"KubeCPUQuotaOvercommit", nil}, {"KubeMemoryQuotaOvercommit", nil}}, []string{"-n", blocked, "delete", "resourcequota", "overcommit"}},
+		{[]alert{{"KubePersistentVolumeErrors", map[string]string{"persistentvolume": "e2e-mixin-failed"}}}, []string{"delete", "pv", "e2e-mixin-failed"}},
 	}
 	for _, c := range cases {
-		t.Run(c.alert+" fires and resolves", func(t *testing.T) {
-			eventually(t, 3*time.Minute, c.alert+" firing", firing(c.alert, c.match))
+		t.Run(c.alerts[0].name+" fires and resolves", func(t *testing.T) {
+			for _, a := range c.alerts {
+				eventually(t, 3*time.Minute, a.name+" firing", firing(a.name, a.match))
+			}
 			mustKubectl(t, c.resolve...)
-			eventually(t, 2*time.Minute, c.alert+" resolved", resolved(c.alert, c.match))
+			for _, a := range c.alerts {
+				eventually(t, 2*time.Minute, a.name+" resolved", resolved(a.name, a.match))
+			}
 		})
 	}
 	t.Run("KubeQuotaAlmostFull fires and resolves", func(t *testing.T) {
@@ -176,6 +267,33 @@ spec:
 		mustKubectl(t, "-n", ns, "delete", "configmap", "c0", "c1", "c2", "c3", "c4")
 		eventually(t, 2*time.Minute, "KubeQuotaAlmostFull resolved", resolved("KubeQuotaAlmostFull", match))
 	})
+}
+
+// immediateMixinRules writes the shipped kubernetes-mixin rules with every
+// "for:" (15m and more) set to 0s — the expressions are what is tested —
+// and returns the file.
+func immediateMixinRules(t *testing.T) string {
+	t.Helper()
+	shipped, err := os.ReadFile(filepath.Join(root, "deploy", "base", "rules", "kubernetes-mixin.rules.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := filepath.Join(t.TempDir(), "mixin.yaml")
+	immediate := regexp.MustCompile(`(?m)^(\s+)for: \S+$`).ReplaceAll(shipped, []byte("${1}for: 0s"))
+	if err := os.WriteFile(rules, immediate, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// alertLabels are the labels an alert of namespace carries: namespace and
+// the name/value pairs given.
+func alertLabels(namespace string, pairs ...string) map[string]string {
+	m := map[string]string{"namespace": namespace}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i]] = pairs[i+1]
+	}
+	return m
 }
 
 type activeAlert struct {
