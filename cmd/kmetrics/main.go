@@ -144,7 +144,7 @@ func run(ctx context.Context, o *options) error {
 	}
 	evaluator, err := rules.New(rules.Config{
 		Files: ruleFiles, Interval: o.ruleInterval, Alertmanagers: o.alertmanagerURLs, ExternalURL: o.externalURL,
-		QueryTimeout: o.queryTimeout, MaxSamples: o.rulesMaxSamples,
+		QueryTimeout: o.queryTimeout, MaxSamples: o.rulesMaxSamples, Confine: ruleNamespace(o),
 	}, guardedStorage{guard, db}, legacyregistry.Registerer(), slog.New(logr.ToSlogHandler(klog.Background().WithName("rules"))))
 	if err != nil {
 		return err
@@ -209,6 +209,7 @@ func run(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	scopes := newQueryScopes(o, cfg, factory)
 	srv, err := apiserver.New(cfg, apiserver.Deps{
 		Resource:     provider.NewResourceProvider(index, o.metricResolution),
 		Pods:         pods.Lister(),
@@ -218,12 +219,14 @@ func run(ctx context.Context, o *options) error {
 			Timeout: o.queryTimeout, MaxSamples: o.queryMaxSamples, MaxConcurrency: o.queryMaxConcurrency,
 			LookbackDelta: o.queryLookbackDelta, Version: version,
 			Rules: evaluator, Alertmanagers: evaluator, Metadata: families, Targets: targets,
+			Scopes: scopes, RuleNamespace: ruleNamespace(o),
 		}, slog.New(logr.ToSlogHandler(klog.Background().WithName("query")))),
 		Custom:       customProvider,
 		External:     externalProvider,
 		Ready:        ready,
 		Live:         []apiserver.Check{{Name: "scrape-loop", Fn: mgr.Healthy}},
 		QueryTimeout: o.queryTimeout,
+		Scopes:       scopes,
 	})
 	if err != nil {
 		return err

@@ -61,13 +61,17 @@ type options struct {
 	applicationSeriesLimit int
 	memlimitRatio          float64
 
-	queryTimeout        time.Duration
-	queryMaxSamples     int
-	queryMaxConcurrency int
-	queryLookbackDelta  time.Duration
-	rulesMaxSamples     int
-	customMaxSamples    int
-	customMaxConcurrent int
+	queryTimeout         time.Duration
+	queryMaxSamples      int
+	queryMaxConcurrency  int
+	queryLookbackDelta   time.Duration
+	queryScoped          bool
+	queryScopeTTL        time.Duration
+	queryScopeCacheSize  int
+	queryScopeNamespaces string
+	rulesMaxSamples      int
+	customMaxSamples     int
+	customMaxConcurrent  int
 
 	ruleFiles        []string
 	ruleInterval     time.Duration
@@ -87,6 +91,7 @@ type options struct {
 	operatorRuleSelector    string
 	operatorNamespaces      []string
 	operatorTokenNamespaces []string
+	operatorPlatformRuleNS  []string
 	operatorIgnoredMonitors []string
 	operatorReadSecrets     bool
 
@@ -136,6 +141,10 @@ func newOptions() *options {
 		applicationSeriesLimit: storage.DefaultApplicationSeriesLimit,
 		memlimitRatio:          0.9,
 		queryLookbackDelta:     5 * time.Minute,
+		queryScoped:            true,
+		queryScopeTTL:          30 * time.Second,
+		queryScopeCacheSize:    4096,
+		queryScopeNamespaces:   "rolebindings",
 		ruleInterval:           30 * time.Second,
 		scrapeAnnotated:        true,
 		scrapeNativeHistograms: true,
@@ -203,6 +212,10 @@ func (o *options) flags() flag.NamedFlagSets {
 	qs.IntVar(&o.queryMaxSamples, "query.max-samples", o.queryMaxSamples, "Most samples one query of the query API may load into memory; more is a 422 error, not an OOM.")
 	qs.IntVar(&o.queryMaxConcurrency, "query.max-concurrency", o.queryMaxConcurrency, "Query API requests run at once; more wait for a slot until their request times out.")
 	qs.DurationVar(&o.queryLookbackDelta, "query.lookback-delta", o.queryLookbackDelta, "How far back an instant selector looks for a sample.")
+	qs.BoolVar(&o.queryScoped, "query.namespace-scopes", o.queryScoped, "Answer an authenticated caller who is not a cluster-wide reader (kmetrics:query-reader) from the namespaces where RBAC lets it get pods.metrics.k8s.io (what view grants), plus the series without a namespace if it may get nodes.metrics.k8s.io; false: such callers get 403.")
+	qs.DurationVar(&o.queryScopeTTL, "query.scope-cache-ttl", o.queryScopeTTL, "How long a caller's namespaces are kept before RBAC is asked again: a revoked RoleBinding takes effect within it (plus the authorization webhook cache's TTL).")
+	qs.StringVar(&o.queryScopeNamespaces, "query.scope-namespaces", o.queryScopeNamespaces, "Which namespaces a caller's scope is reviewed in: rolebindings (those with a RoleBinding naming the caller, its service account or a group of its, plus every namespace at once for a ClusterRoleBinding: a few SubjectAccessReviews per caller) or all (one review per namespace of the cluster: for grants made by an authorization webhook).")
+	qs.IntVar(&o.queryScopeCacheSize, "query.scope-cache-size", o.queryScopeCacheSize, "Most callers whose namespaces are kept at once (least recently used go first).")
 
 	rs := fss.FlagSet("rules and alerts")
 	rs.StringSliceVar(&o.ruleFiles, "rules.file", nil, "Prometheus rule files or globs to evaluate (repeatable). Reloaded when they change and on SIGHUP; an invalid file is refused and the rules in force stay.")
@@ -225,6 +238,7 @@ func (o *options) flags() flag.NamedFlagSets {
 	ps.StringVar(&o.operatorMonitorSelector, "operator.monitor-selector", "", "Label selector of the ServiceMonitors and PodMonitors taken (a Prometheus object's serviceMonitorSelector); empty: all.")
 	ps.StringVar(&o.operatorRuleSelector, "operator.rule-selector", "", "Label selector of the PrometheusRules taken (ruleSelector); empty: all.")
 	ps.StringSliceVar(&o.operatorNamespaces, "operator.namespaces", nil, "Namespaces whose monitors and rules are taken; empty: all.")
+	ps.StringSliceVar(&o.operatorPlatformRuleNS, "operator.platform-rule-namespaces", nil, "Namespaces whose PrometheusRules read and write every namespace (the platform's, e.g. kube-prometheus' monitoring with the kubernetes-mixin rules; the operator's excludedFromEnforcement). Any other namespace's PrometheusRules read only its series and write into it.")
 	ps.StringSliceVar(&o.operatorTokenNamespaces, "operator.token-namespaces", nil, "Namespaces whose monitors may send kmetrics' own service-account token (bearerTokenFile, as kube-prometheus' monitors of kube-rbac-proxy ask). Empty: none — the token never goes to a pod because a tenant's monitor asked.")
 	ps.StringSliceVar(&o.operatorIgnoredMonitors, "operator.ignore-monitors", nil, "ServiceMonitors and PodMonitors (namespace/name) left out: the chart's monitor of kmetrics for another Prometheus (kmetrics scrapes itself without it).")
 	ps.BoolVar(&o.operatorReadSecrets, "operator.read-secrets", o.operatorReadSecrets, "Read the Secrets and ConfigMaps monitors name (TLS, bearer token, basic auth) in the monitor's namespace; needs get on secrets and configmaps.")
@@ -274,6 +288,12 @@ func (o *options) validate() []error {
 	}
 	if o.maxConcurrentScrapes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-concurrent-scrapes must be positive"))
+	}
+	if o.queryScopeNamespaces != "rolebindings" && o.queryScopeNamespaces != "all" {
+		errs = append(errs, fmt.Errorf("--query.scope-namespaces: %q, want rolebindings or all", o.queryScopeNamespaces))
+	}
+	if o.queryScopeTTL <= 0 || o.queryScopeCacheSize <= 0 {
+		errs = append(errs, fmt.Errorf("--query.scope-cache-ttl and --query.scope-cache-size must be positive"))
 	}
 	if o.queryTimeout <= 0 || o.queryMaxSamples <= 0 || o.queryLookbackDelta <= 0 || o.queryMaxConcurrency <= 0 {
 		errs = append(errs, fmt.Errorf("--query.timeout, --query.max-samples, --query.max-concurrency and --query.lookback-delta must be positive"))

@@ -26,6 +26,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/kmetrics/kmetrics/pkg/storage"
+	"github.com/kmetrics/kmetrics/pkg/tenancy"
 )
 
 // QueryPrefix is where the Prometheus HTTP API is served (Grafana's data
@@ -49,6 +50,12 @@ type QueryOptions struct {
 	// Targets backs /targets and /targets/metadata (the application scrape
 	// manager); nil serves none.
 	Targets TargetRetriever
+	// Scopes, when set, answers each caller from the namespaces RBAC lets
+	// it read (pkg/tenancy); nil: every authorized caller reads everything.
+	Scopes Scopes
+	// RuleNamespace is the namespace a rule file's groups belong to (a
+	// PrometheusRule's); false for --rules.file's.
+	RuleNamespace func(file string) (string, bool)
 }
 
 // TargetRetriever is what Prometheus' API reads the scrape targets from.
@@ -100,6 +107,10 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 	if o.Alertmanagers != nil {
 		ar = o.Alertmanagers
 	}
+	if o.Scopes != nil {
+		// Every read of the API goes through the caller's scope.
+		db = tenancy.NewQueryable(db)
+	}
 	reg := prometheus.NewRegistry()
 	api := v1.NewAPI(
 		engine, db, nil, nil, db,
@@ -109,6 +120,9 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 			// cluster state, applications); /targets the scrape manager's.
 			switch {
 			case ctx.Value(metadataRequest{}) != nil:
+				if s, ok := tenancy.ScopeFrom(ctx); ok && !s.All && o.Metadata != nil {
+					return metadataTargets{src: scopedMetadata{ctx: ctx, db: db, src: o.Metadata}}
+				}
 				return metadataTargets{src: o.Metadata}
 			case o.Targets != nil:
 				return o.Targets
@@ -123,7 +137,7 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 		noAdmin{},
 		"", false, false, 0,
 		logger,
-		func(context.Context) v1.RulesRetriever { return rr },
+		func(ctx context.Context) v1.RulesRetriever { return rulesFor(ctx, rr, o.RuleNamespace) },
 		0, 0, 0,
 		false,
 		grafanaregexp.MustCompile(`^$`), // no CORS: Grafana queries from its backend
@@ -145,7 +159,11 @@ func NewQueryAPI(db Queryable, o QueryOptions, logger *slog.Logger) http.Handler
 	)
 	router := route.New()
 	api.Register(router)
-	return limitConcurrency(allowListed(router), o.MaxConcurrency)
+	var h http.Handler = router
+	if o.Scopes != nil {
+		h = scopeRequests(h, o.Scopes)
+	}
+	return limitConcurrency(allowListed(h), o.MaxConcurrency)
 }
 
 func allowListed(next http.Handler) http.Handler {

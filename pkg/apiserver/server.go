@@ -34,6 +34,10 @@ type Deps struct {
 	Query http.Handler
 	// Ready and Live back /readyz and /livez beyond the server's own checks.
 	Ready, Live []Check
+	// Scopes, when set, lets an authenticated caller who is not a
+	// cluster-wide reader query from the namespaces RBAC lets it read (the
+	// query API given the same Scopes answers from those).
+	Scopes Scopes
 	// QueryTimeout is the longest a query may run: the server's request
 	// timeout is raised above it, so a slow query ends with Prometheus' JSON
 	// error rather than the generic server's 504.
@@ -58,6 +62,13 @@ func New(cfg *genericapiserver.Config, deps Deps) (*genericapiserver.GenericAPIS
 	}
 	for _, c := range deps.Live {
 		cfg.AddLivezChecks(namedCheck(c))
+	}
+	if deps.Scopes != nil && cfg.Authorization.Authorizer != nil {
+		a, err := withScopedQueries(cfg.Authorization.Authorizer, deps.Scopes)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Authorization.Authorizer = a
 	}
 	cfg.BuildHandlerChainFunc = func(apiHandler http.Handler, c *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(validateSelectors(apiHandler), c)

@@ -31,6 +31,9 @@ type Decider struct {
 	allPath string
 	// namespaces lists the cluster's namespaces (an informer's).
 	namespaces func() ([]string, error)
+	// candidates, when set, are the namespaces where u may have been
+	// granted something (RoleBindings naming it): only those are reviewed.
+	candidates func(u user.Info) ([]string, error)
 	// parallel bounds the reviews in flight for one decision.
 	parallel int
 }
@@ -38,6 +41,14 @@ type Decider struct {
 // NewDecider decides with authz; allPath is the query API's path.
 func NewDecider(authz authorizer.UnconditionalAuthorizer, allPath string, namespaces func() ([]string, error)) *Decider {
 	return &Decider{authz: authz, allPath: allPath, namespaces: namespaces, parallel: 8}
+}
+
+// WithCandidates reviews only the namespaces candidates names for a caller
+// (RoleBindingCandidates) instead of every namespace: a decision costs a
+// few SubjectAccessReviews, not one per namespace of the cluster.
+func (d *Decider) WithCandidates(candidates func(u user.Info) ([]string, error)) *Decider {
+	d.candidates = candidates
+	return d
 }
 
 // Decide is u's scope. An error of the authorizer is returned, never taken
@@ -53,9 +64,26 @@ func (d *Decider) Decide(ctx context.Context, u user.Info) (Scope, error) {
 	if s.Cluster, err = d.allowed(ctx, cluster); err != nil {
 		return Scope{}, err
 	}
+	// One review for every namespace at once (a ClusterRoleBinding of
+	// view): then every namespace is in the scope.
+	everywhere := namespaceRead
+	everywhere.User = u
+	allNamespaces, err := d.allowed(ctx, everywhere)
+	if err != nil {
+		return Scope{}, err
+	}
 	names, err := d.namespaces()
 	if err != nil {
 		return Scope{}, fmt.Errorf("listing namespaces: %w", err)
+	}
+	if allNamespaces {
+		s.Namespaces = slices.Sorted(slices.Values(names))
+		return s, nil
+	}
+	if d.candidates != nil {
+		if names, err = d.candidates(u); err != nil {
+			return Scope{}, fmt.Errorf("listing the caller's RoleBindings: %w", err)
+		}
 	}
 	var (
 		mu       sync.Mutex

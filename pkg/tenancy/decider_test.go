@@ -8,8 +8,11 @@ import (
 	"sync"
 	"testing"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/client-go/tools/cache"
 )
 
 // rbac is an authorizer from a table: user → the attributes it is allowed,
@@ -34,7 +37,7 @@ func (r *rbac) Authorize(_ context.Context, a authorizer.Attributes) (authorizer
 	case a.GetResource() == "nodes" && a.GetNamespace() == "":
 		what = "nodes"
 	case a.GetResource() == "pods":
-		if a.GetNamespace() == r.fail {
+		if r.fail != "" && a.GetNamespace() == r.fail {
 			return authorizer.DecisionNoOpinion, "", errors.New("SubjectAccessReview timed out")
 		}
 		what = "pods/" + a.GetNamespace()
@@ -57,6 +60,7 @@ func TestDecide(t *testing.T) {
 		"ops":     {"nodes", "pods/ns-01"},
 		"nodes":   {"nodes"},
 		"nothing": nil,
+		"viewer":  {"pods/"}, // view everywhere (a ClusterRoleBinding)
 	}}
 	d := NewDecider(authz, "/prometheus/api/v1/query", func() ([]string, error) { return namespaces, nil })
 	for _, c := range []struct {
@@ -69,6 +73,7 @@ func TestDecide(t *testing.T) {
 		{"ops", Scope{Cluster: true, Namespaces: []string{"ns-01"}}},
 		{"nodes", Scope{Cluster: true}},
 		{"nothing", Scope{}},
+		{"viewer", Scope{Namespaces: namespaces}},
 	} {
 		t.Run(c.user, func(t *testing.T) {
 			got, err := d.Decide(context.Background(), &user.DefaultInfo{Name: c.user})
@@ -94,8 +99,8 @@ func TestDecideReviewsCarryTheIdentity(t *testing.T) {
 	if _, err := d.Decide(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
-	if len(authz.reviews) != 3 {
-		t.Fatalf("%d reviews, want the path, nodes and one namespace", len(authz.reviews))
+	if len(authz.reviews) != 4 {
+		t.Fatalf("%d reviews, want the path, nodes, every namespace and one namespace", len(authz.reviews))
 	}
 	for _, a := range authz.reviews {
 		if a.GetUser() != u {
@@ -115,6 +120,56 @@ func TestDecideAuthorizerErrors(t *testing.T) {
 	d = NewDecider(authz, "/q", func() ([]string, error) { return nil, errors.New("not synced") })
 	if _, err := d.Decide(context.Background(), &user.DefaultInfo{Name: "team-a"}); err == nil {
 		t.Fatal("no error when the namespaces cannot be listed")
+	}
+}
+
+// With candidates, only the namespaces a RoleBinding names the caller in
+// are reviewed: a decision costs a few reviews on a cluster of 1,000
+// namespaces.
+func TestDecideReviewsOnlyCandidates(t *testing.T) {
+	var namespaces []string
+	for i := range 1000 {
+		namespaces = append(namespaces, fmt.Sprintf("ns-%03d", i))
+	}
+	rbs := cache.NewIndexer(cache.MetaNamespaceKeyFunc, SubjectIndexers)
+	for i, b := range []struct {
+		ns       string
+		subjects []rbacv1.Subject
+	}{
+		{"ns-007", []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "grafana", Namespace: "team-a"}}},
+		{"ns-008", []rbacv1.Subject{{Kind: rbacv1.GroupKind, Name: "team-a-devs"}}},
+		{"ns-009", []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "alice"}}},
+		{"ns-010", []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: "mallory"}}},
+		{"ns-011", []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default"}}}, // namespace: the binding's
+	} {
+		_ = rbs.Add(&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: b.ns, Name: fmt.Sprint("rb-", i)}, Subjects: b.subjects})
+	}
+	authz := &rbac{grants: map[string][]string{
+		"alice":                                {"pods/ns-008", "pods/ns-009", "pods/ns-500"}, // ns-500: granted by no RoleBinding (a webhook)
+		"system:serviceaccount:team-a:grafana": {"pods/ns-007"},
+		"system:serviceaccount:ns-011:default": {"pods/ns-011"},
+	}}
+	d := NewDecider(authz, "/q", func() ([]string, error) { return namespaces, nil }).WithCandidates(RoleBindingCandidates(rbs))
+	for _, c := range []struct {
+		u    user.Info
+		want []string
+	}{
+		{&user.DefaultInfo{Name: "alice", Groups: []string{"team-a-devs", "system:authenticated"}}, []string{"ns-008", "ns-009"}},
+		{&user.DefaultInfo{Name: "system:serviceaccount:team-a:grafana"}, []string{"ns-007"}},
+		{&user.DefaultInfo{Name: "system:serviceaccount:ns-011:default"}, []string{"ns-011"}},
+		{&user.DefaultInfo{Name: "bob"}, nil},
+	} {
+		authz.reviews = nil
+		s, err := d.Decide(context.Background(), c.u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(s.Namespaces, c.want) {
+			t.Errorf("%s: %v, want %v", c.u.GetName(), s.Namespaces, c.want)
+		}
+		if n := len(authz.reviews); n > 3+len(c.want)+1 {
+			t.Errorf("%s: %d reviews on 1,000 namespaces", c.u.GetName(), n)
+		}
 	}
 }
 

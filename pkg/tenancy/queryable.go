@@ -73,6 +73,20 @@ func NewQueryable(q Queryable) Queryable { return scopedQueryable{q} }
 
 type scopedQueryable struct{ Queryable }
 
+// NewSampleQueryable is NewQueryable for a reader of samples alone (rule
+// evaluation).
+func NewSampleQueryable(q storage.Queryable) storage.Queryable { return scopedSampleQueryable{q} }
+
+type scopedSampleQueryable struct{ storage.Queryable }
+
+func (s scopedSampleQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := s.Queryable.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return scopedQuerier{q}, nil
+}
+
 func (s scopedQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
 	q, err := s.Queryable.Querier(mint, maxt)
 	if err != nil {
