@@ -42,6 +42,9 @@ type tenantAppendable struct {
 
 	mu      sync.Mutex
 	refused map[string]bool // namespace/pod → its last scrape was refused
+	// confined are the jobs whose series get their target's namespace
+	// (namespacelabel.go).
+	confined map[string]bool
 }
 
 var _ promstorage.Appendable = (*tenantAppendable)(nil)
@@ -60,8 +63,31 @@ func (a *tenantAppendable) Appender(ctx context.Context) promstorage.Appender {
 		app.target = t
 		app.targetLabels = t.Labels(labels.NewBuilder(labels.EmptyLabels()))
 		app.namespace, app.pod = tenantOf(t)
+		d := t.DiscoveredLabels(labels.NewBuilder(labels.EmptyLabels()))
+		a.mu.Lock()
+		confined := a.confined[d.Get(model.JobLabel)]
+		a.mu.Unlock()
+		if ns := d.Get(metaNamespace); confined && ns != "" {
+			app.confineTo = ns
+			app.targetLabels = withNamespace(app.targetLabels, ns)
+		}
 	}
 	return app
+}
+
+// setConfined names the jobs whose series get their target's namespace.
+func (a *tenantAppendable) setConfined(jobs map[string]bool) {
+	a.mu.Lock()
+	a.confined = jobs
+	a.mu.Unlock()
+}
+
+// confine is l with its target's namespace, for a confined job.
+func (a *tenantAppender) confine(l labels.Labels) labels.Labels {
+	if a.confineTo == "" {
+		return l
+	}
+	return withNamespace(l, a.confineTo)
 }
 
 // tenantOf names a target's tenant: the namespace it was discovered in
@@ -84,6 +110,7 @@ type tenantAppender struct {
 	target         *scrape.Target
 	targetLabels   labels.Labels
 	namespace, pod string
+	confineTo      string // the namespace label every series gets; "" keeps theirs
 	now            int64
 	refusal        error
 
@@ -169,6 +196,7 @@ func (a *tenantAppender) admit(l labels.Labels) (holdBack bool, err error) {
 // A held-back append returns reference 0, which the scrape loop does not
 // cache: its next scrape appends by labels, and finds the series.
 func (a *tenantAppender) Append(ref promstorage.SeriesRef, l labels.Labels, t int64, v float64) (promstorage.SeriesRef, error) {
+	l = a.confine(l)
 	if hold, err := a.admit(l); err != nil || hold {
 		if hold {
 			a.heldBack = append(a.heldBack, heldSample{l: l, t: t, v: v})
@@ -179,6 +207,7 @@ func (a *tenantAppender) Append(ref promstorage.SeriesRef, l labels.Labels, t in
 }
 
 func (a *tenantAppender) AppendHistogram(ref promstorage.SeriesRef, l labels.Labels, t int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	l = a.confine(l)
 	if hold, err := a.admit(l); err != nil || hold {
 		if hold {
 			a.heldBack = append(a.heldBack, heldSample{l: l, t: t, h: h, fh: fh})
@@ -189,6 +218,7 @@ func (a *tenantAppender) AppendHistogram(ref promstorage.SeriesRef, l labels.Lab
 }
 
 func (a *tenantAppender) AppendSTZeroSample(ref promstorage.SeriesRef, l labels.Labels, t, st int64) (promstorage.SeriesRef, error) {
+	l = a.confine(l)
 	if hold, err := a.admit(l); err != nil || hold {
 		if hold {
 			a.heldBack = append(a.heldBack, heldSample{l: l, t: t, st: st, stZero: true})
@@ -199,6 +229,7 @@ func (a *tenantAppender) AppendSTZeroSample(ref promstorage.SeriesRef, l labels.
 }
 
 func (a *tenantAppender) AppendHistogramSTZeroSample(ref promstorage.SeriesRef, l labels.Labels, t, st int64, h *histogram.Histogram, fh *histogram.FloatHistogram) (promstorage.SeriesRef, error) {
+	l = a.confine(l)
 	if hold, err := a.admit(l); err != nil || hold {
 		if hold {
 			a.heldBack = append(a.heldBack, heldSample{l: l, t: t, st: st, h: h, fh: fh, stZero: true})
@@ -209,6 +240,7 @@ func (a *tenantAppender) AppendHistogramSTZeroSample(ref promstorage.SeriesRef, 
 }
 
 func (a *tenantAppender) AppendExemplar(ref promstorage.SeriesRef, l labels.Labels, e exemplar.Exemplar) (promstorage.SeriesRef, error) {
+	l = a.confine(l)
 	if ref == 0 && a.pending[l.Hash()] {
 		a.heldBack = append(a.heldBack, heldSample{l: l, exemplar: &e})
 		return 0, nil

@@ -112,7 +112,7 @@ func New(c Config, d Deps) (*Scraper, error) {
 func (s *Scraper) Run(ctx context.Context) {
 	defer s.cancel()
 	s.mu.Lock()
-	err := s.apply(s.current)
+	err := s.apply(s.current, s.file)
 	s.mu.Unlock()
 	if err != nil {
 		s.deps.Logger.Error("Applying the scrape configuration", "err", err)
@@ -142,7 +142,8 @@ func (s *Scraper) Run(ctx context.Context) {
 	}
 }
 
-func (s *Scraper) apply(cfg *config.Config) error {
+func (s *Scraper) apply(cfg, file *config.Config) error {
+	s.app.setConfined(confinedJobs(cfg, file))
 	if err := s.scrape.ApplyConfig(cfg); err != nil {
 		return err
 	}
@@ -172,7 +173,7 @@ func (s *Scraper) Reload() error {
 		noteReload(false)
 		return err
 	}
-	if err := s.apply(cfg); err != nil {
+	if err := s.apply(cfg, file); err != nil {
 		noteReload(false)
 		return err
 	}
@@ -194,7 +195,7 @@ func (s *Scraper) SetJobs(source string, jobs []Job) error {
 	if err != nil {
 		return err
 	}
-	if err := s.apply(cfg); err != nil {
+	if err := s.apply(cfg, s.file); err != nil {
 		return err
 	}
 	s.current = cfg
