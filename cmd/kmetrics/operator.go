@@ -61,9 +61,10 @@ func newOperatorObjects(o *options, restConfig *rest.Config, client kubernetes.I
 	return promoperator.New(promoperator.Config{
 		MonitorSelector: monitors, RuleSelector: rules,
 		Namespaces: o.operatorNamespaces, TokenNamespaces: o.operatorTokenNamespaces,
-		IgnoredMonitors: o.operatorIgnoredMonitors,
-		Defaults:        promoperator.Defaults{Interval: o.metricResolution, Timeout: o.scrapeTimeout, NativeHistograms: o.scrapeNativeHistograms},
-		RuleDir:         operatorRuleDir(o),
+		IgnoredMonitors:        o.operatorIgnoredMonitors,
+		Defaults:               promoperator.Defaults{Interval: o.metricResolution, Timeout: o.scrapeTimeout, NativeHistograms: o.scrapeNativeHistograms},
+		RuleDir:                operatorRuleDir(o),
+		PlatformRuleNamespaces: o.operatorPlatformRuleNS,
 	}, dyn, client.Discovery(), objects, apps, recorder, slog.New(logr.ToSlogHandler(klog.Background().WithName("operator"))))
 }
 

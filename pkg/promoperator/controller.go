@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,6 +49,11 @@ type Config struct {
 	// RuleDir holds the PrometheusRules as rule files ("" to leave them
 	// out); the evaluator loads RuleGlob(RuleDir).
 	RuleDir string
+	// PlatformRuleNamespaces are the namespaces whose PrometheusRules read
+	// and write every namespace (the prometheus-operator's
+	// excludedFromEnforcement: kube-prometheus keeps the kubernetes-mixin
+	// rules in monitoring); any other namespace's rules are confined to it.
+	PlatformRuleNamespaces []string
 }
 
 // JobSink takes the scrape jobs (the application scraper).
@@ -330,7 +336,7 @@ func (c *Controller) ruleObject(u *unstructured.Unstructured) error {
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &pr); err != nil {
 		return err
 	}
-	content, err := ruleFile(&pr, c.logger)
+	content, err := ruleFile(&pr, !slices.Contains(c.cfg.PlatformRuleNamespaces, pr.Namespace), c.logger)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func FuzzMonitorObjects(f *testing.F) {
 		}
 		var pr monitoringv1.PrometheusRule
 		if json.Unmarshal(b, &pr) == nil {
-			_, _ = ruleFile(&pr, nil)
+			_, _ = ruleFile(&pr, true, nil)
 		}
 	})
 }

@@ -339,21 +339,49 @@ func TestMonitorRefusals(t *testing.T) {
 	}
 }
 
+func TestRuleFileNamespace(t *testing.T) {
+	for _, tc := range []struct {
+		dir, file, ns string
+		ok            bool
+	}{
+		{"/data/rules", "/data/rules/team-a_alerts.yaml", "team-a", true},
+		{"/data/rules/", "/data/rules/team-a_x_y.yaml", "team-a", true},
+		{"/data/rules", "/etc/kmetrics/team-a_alerts.yaml", "", false},
+		{"/data/rules", "/data/rules/sub/team-a_alerts.yaml", "", false},
+		{"/data/rules", "/data/rules/noseparator.yaml", "", false},
+		{"/data/rules", "/data/rules/_x.yaml", "", false},
+		{"", "team-a_alerts.yaml", "", false},
+	} {
+		if ns, ok := RuleFileNamespace(tc.dir, tc.file); ns != tc.ns || ok != tc.ok {
+			t.Errorf("RuleFileNamespace(%q, %q) = %q, %v; want %q, %v", tc.dir, tc.file, ns, ok, tc.ns, tc.ok)
+		}
+	}
+}
+
 func TestRuleFile(t *testing.T) {
 	pr := func(expr string) *monitoringv1.PrometheusRule {
-		return &monitoringv1.PrometheusRule{Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{
+		r := &monitoringv1.PrometheusRule{Spec: monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{
 			Name: "g", PartialResponseStrategy: "warn",
-			Rules: []monitoringv1.Rule{{Record: "job:up:sum", Expr: intstr.FromString(expr)}},
+			Rules: []monitoringv1.Rule{
+				{Record: "job:up:sum", Expr: intstr.FromString(expr)},
+				// A rule naming another namespace still writes into its own.
+				{Record: "job:up:copy", Expr: intstr.FromString("up"), Labels: map[string]string{"namespace": "victim", "team": "a"}},
+			},
 		}}}}
+		r.Namespace = "team-a"
+		return r
 	}
-	b, err := ruleFile(pr("sum by (job) (up)"), nil)
+	b, err := ruleFile(pr("sum by (job) (up)"), true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(string(b), "partial_response") || !strings.Contains(string(b), "job:up:sum") {
 		t.Errorf("rule file:\n%s", b)
 	}
-	if _, err := ruleFile(pr("sum by (job) (up"), nil); err == nil {
+	if n := strings.Count(string(b), "namespace: team-a"); n != 2 || strings.Contains(string(b), "victim") || !strings.Contains(string(b), "team: a") {
+		t.Errorf("every rule must write into team-a (%d do):\n%s", n, b)
+	}
+	if _, err := ruleFile(pr("sum by (job) (up"), true, nil); err == nil {
 		t.Error("an invalid expression was accepted")
 	} else if !strings.Contains(err.Error(), "unclosed left parenthesis") {
 		t.Errorf("refused as %v, want the parse error", err)

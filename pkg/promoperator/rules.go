@@ -16,12 +16,25 @@ import (
 )
 
 // ruleFile is a PrometheusRule as a Prometheus rule file, checked as
-// Prometheus checks one. Thanos' partial_response_strategy has no meaning
+// Prometheus checks one; a confined one's rules all write its namespace. Thanos' partial_response_strategy has no meaning
 // here and is dropped, as the operator drops it for Prometheus.
-func ruleFile(r *monitoringv1.PrometheusRule, logger *slog.Logger) ([]byte, error) {
+func ruleFile(r *monitoringv1.PrometheusRule, confined bool, logger *slog.Logger) ([]byte, error) {
 	spec := r.Spec.DeepCopy()
 	for i := range spec.Groups {
 		spec.Groups[i].PartialResponseStrategy = ""
+		// What a namespace's rules write belongs to that namespace (the
+		// operator's enforcedNamespaceLabel); they read only it too
+		// (RuleFileNamespace confines the evaluation).
+		for j := range spec.Groups[i].Rules {
+			if !confined {
+				break
+			}
+			rule := &spec.Groups[i].Rules[j]
+			if rule.Labels == nil {
+				rule.Labels = map[string]string{}
+			}
+			rule.Labels["namespace"] = r.Namespace
+		}
 	}
 	b, err := yaml.Marshal(spec)
 	if err != nil {
@@ -71,6 +84,19 @@ func (f ruleFiles) prune(keep map[string]bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RuleFileNamespace is the namespace of the PrometheusRule whose rule file
+// under dir is file; false for any other file (--rules.file's).
+func RuleFileNamespace(dir, file string) (string, bool) {
+	if dir == "" || filepath.Dir(file) != filepath.Clean(dir) {
+		return "", false
+	}
+	ns, _, ok := strings.Cut(filepath.Base(file), "_")
+	if !ok || ns == "" {
+		return "", false
+	}
+	return ns, true
 }
 
 // glob is the pattern the rule evaluator loads the files from.

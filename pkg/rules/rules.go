@@ -47,6 +47,10 @@ type Config struct {
 	// QueryTimeout and MaxSamples bound one rule evaluation.
 	QueryTimeout time.Duration
 	MaxSamples   int
+	// Confine is the namespace a rule file's rules are confined to (a
+	// PrometheusRule's file: its rules read only that namespace's series);
+	// false for a file whose rules read everything (--rules.file's).
+	Confine func(file string) (namespace string, confined bool)
 }
 
 // Evaluator runs the rule and notification managers.
@@ -87,7 +91,7 @@ func New(cfg Config, db Storage, reg prometheus.Registerer, logger *slog.Logger)
 	externalURL, _ := url.Parse(cfg.ExternalURL)
 	m := promrules.NewManager(&promrules.ManagerOptions{
 		ExternalURL: externalURL,
-		QueryFunc:   promrules.EngineQueryFunc(engine, db),
+		QueryFunc:   confinedQueryFunc(engine, db, cfg.Confine),
 		NotifyFunc:  promrules.SendAlerts(n, cfg.ExternalURL),
 		Context:     context.Background(),
 		Appendable:  db,

@@ -76,23 +76,39 @@ groups:
     annotations: {summary: "{{ $labels.pod }} uses {{ $value }} cores"}
 `
 
-func TestRulesEvaluateAlertAndReload(t *testing.T) {
+// testSeries is one series and its value at each time.
+type testSeries struct {
+	l     labels.Labels
+	value func(time.Time) float64
+}
+
+// testDB is a TSDB holding every series sampled each 10 s from two minutes
+// before now to a minute after.
+func testDB(t *testing.T, now time.Time, series ...testSeries) *storage.DB {
+	t.Helper()
 	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	now := time.Now()
+	t.Cleanup(func() { _ = db.Close() })
 	app := db.Appender(context.Background())
-	lset := labels.FromStrings("__name__", "container_cpu_usage_seconds_total", "namespace", "shop", "pod", "web-1", "container", "main")
-	for ts := now.Add(-2 * time.Minute); ts.Before(now.Add(time.Minute)); ts = ts.Add(10 * time.Second) {
-		if _, err := app.Append(0, lset, ts.UnixMilli(), float64(ts.Sub(now.Add(-2*time.Minute)).Seconds())*0.3); err != nil {
-			t.Fatal(err)
+	for _, s := range series {
+		for ts := now.Add(-2 * time.Minute); ts.Before(now.Add(time.Minute)); ts = ts.Add(10 * time.Second) {
+			if _, err := app.Append(0, s.l, ts.UnixMilli(), s.value(ts)); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+func TestRulesEvaluateAlertAndReload(t *testing.T) {
+	now := time.Now()
+	db := testDB(t, now, testSeries{labels.FromStrings("__name__", "container_cpu_usage_seconds_total", "namespace", "shop", "pod", "web-1", "container", "main"),
+		func(ts time.Time) float64 { return float64(ts.Sub(now.Add(-2*time.Minute)).Seconds()) * 0.3 }})
 
 	sink := &alertSink{}
 	am := httptest.NewServer(sink)
