@@ -72,7 +72,8 @@ func TestDirectRequestsNeedAuth(t *testing.T) {
 	}{
 		{name: "query API anonymous", path: query, want: http.StatusForbidden},
 		{name: "query API forged token", path: query, token: "not-a-real-token", want: http.StatusUnauthorized},
-		{name: "query API without the query role", path: query, token: viewer, want: http.StatusForbidden},
+		{name: "query API without any RBAC", path: query, token: nobody, want: http.StatusForbidden},
+		{name: "query API with view on every namespace (answered from them)", path: query, token: viewer, want: http.StatusOK},
 		{name: "query API with kmetrics:query-reader", path: query, token: grafana, want: http.StatusOK},
 		{name: "query API POST (Grafana's default)", path: "/prometheus/api/v1/query", form: url.Values{"query": {"1+1"}, "time": {"4"}}, token: grafana, want: http.StatusOK},
 		{name: "query API bad PromQL", path: "/prometheus/api/v1/query?query=sum(", token: grafana, want: http.StatusBadRequest},

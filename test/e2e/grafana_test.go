@@ -32,6 +32,13 @@ func TestGrafanaClient(t *testing.T) {
 	token := serviceAccountToken(t, "default", "e2e-promlib")
 	_, _ = kubectl("create", "clusterrolebinding", "e2e-promlib", "--clusterrole=kmetrics:query-reader", "--serviceaccount=default:e2e-promlib")
 
+	runGrafanaClient(t, token, expr, "0.4")
+}
+
+// runGrafanaClient runs test/grafana (Grafana's Prometheus data source
+// code) against kmetrics with token; expr must have the value want.
+func runGrafanaClient(t *testing.T, token, expr, want string) {
+	t.Helper()
 	cmd := exec.Command("go", "test", "-count=1", "-v", ".")
 	cmd.Dir = filepath.Join(root, "test", "grafana")
 	cmd.Env = append(os.Environ(),
@@ -39,7 +46,7 @@ func TestGrafanaClient(t *testing.T) {
 		"KMETRICS_CA="+filepath.Join(state, "certs", "ca.crt"),
 		"KMETRICS_TOKEN="+token,
 		"KMETRICS_EXPR="+expr,
-		"KMETRICS_WANT=0.4",
+		"KMETRICS_WANT="+want,
 	)
 	out, err := cmd.CombinedOutput()
 	var summary []string
