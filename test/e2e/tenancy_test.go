@@ -82,7 +82,7 @@ func TestNamespaceScopes(t *testing.T) {
 		if got := namespacesIn(body); code != http.StatusOK || !slices.Equal(got, []string{tenA1, tenA2, tenB, tenVictim}) {
 			return fmt.Errorf("containers of %d namespaces %v", code, got)
 		}
-		for _, expr := range []string{`up{job="serviceMonitor/` + tenVictim + `/secret/0"} == 1`, `up{job="serviceMonitor/` + tenA1 + `/spoof/0"} == 1`, `tenancy:own:count`, `tenancy:absent_victim`} {
+		for _, expr := range []string{`up{job="secret",namespace="` + tenVictim + `"} == 1`, `up{job="spoof",namespace="` + tenA1 + `"} == 1`, `tenancy:own:count`, `tenancy:absent_victim`} {
 			if got := instantQuery(readerGet(t, reader), expr); len(got) == 0 {
 				return fmt.Errorf("%s: nothing yet", expr)
 			}
@@ -241,7 +241,7 @@ func TestNamespaceScopes(t *testing.T) {
 	})
 
 	t.Run("Grafana's client with a team's token sees the team's namespaces", func(t *testing.T) {
-		runGrafanaClient(t, teamA, `sum(up{namespace=~"`+tenA1+`|`+tenVictim+`",job=~"serviceMonitor/.*"})`, "1")
+		runGrafanaClient(t, teamA, `sum(up{namespace=~"`+tenA1+`|`+tenVictim+`",job=~"spoof|secret"})`, "1")
 	})
 
 	// Last: a revoked RoleBinding takes effect within the scope cache's TTL
