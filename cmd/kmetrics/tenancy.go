@@ -42,11 +42,12 @@ func newQueryScopes(o *options, cfg *genericapiserver.Config, factory informers.
 	if o.queryScopeNamespaces == "rolebindings" {
 		rolebindings := factory.Rbac().V1().RoleBindings().Informer()
 		_ = rolebindings.AddIndexers(tenancy.SubjectIndexers)
+		candidates := tenancy.RoleBindingCandidates(rolebindings.GetIndexer())
 		decider.WithCandidates(func(u user.Info) ([]string, error) {
 			if !rolebindings.HasSynced() {
 				return nil, errors.New("the RoleBindings are not listed yet")
 			}
-			return tenancy.RoleBindingCandidates(rolebindings.GetIndexer())(u)
+			return candidates(u)
 		})
 	}
 	return tenancy.NewCache(decider.Decide, o.queryScopeTTL, o.queryScopeCacheSize)

@@ -64,8 +64,8 @@ func anonymous(u user.Info) bool {
 }
 
 // scopeRequests puts the caller's scope into every request's context, where
-// the scoped Queryable, /rules, /alerts and /metadata read it. p is the
-// path below QueryPrefix.
+// the scoped Queryable, /rules, /alerts and /metadata read it (the path is
+// already below QueryPrefix: allowListed stripped it).
 func scopeRequests(next http.Handler, scopes Scopes) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, ok := request.UserFrom(r.Context())

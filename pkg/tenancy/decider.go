@@ -72,18 +72,19 @@ func (d *Decider) Decide(ctx context.Context, u user.Info) (Scope, error) {
 	if err != nil {
 		return Scope{}, err
 	}
-	names, err := d.namespaces()
-	if err != nil {
-		return Scope{}, fmt.Errorf("listing namespaces: %w", err)
+	// Every namespace is listed only when needed: with candidates, a
+	// decision reads the caller's RoleBindings alone.
+	var names []string
+	if allNamespaces || d.candidates == nil {
+		if names, err = d.namespaces(); err != nil {
+			return Scope{}, fmt.Errorf("listing namespaces: %w", err)
+		}
+	} else if names, err = d.candidates(u); err != nil {
+		return Scope{}, fmt.Errorf("listing the caller's RoleBindings: %w", err)
 	}
 	if allNamespaces {
 		s.Namespaces = slices.Sorted(slices.Values(names))
 		return s, nil
-	}
-	if d.candidates != nil {
-		if names, err = d.candidates(u); err != nil {
-			return Scope{}, fmt.Errorf("listing the caller's RoleBindings: %w", err)
-		}
 	}
 	var (
 		mu       sync.Mutex

@@ -149,7 +149,8 @@ func TestDecideReviewsOnlyCandidates(t *testing.T) {
 		"system:serviceaccount:team-a:grafana": {"pods/ns-007"},
 		"system:serviceaccount:ns-011:default": {"pods/ns-011"},
 	}}
-	d := NewDecider(authz, "/q", func() ([]string, error) { return namespaces, nil }).WithCandidates(RoleBindingCandidates(rbs))
+	listed := 0
+	d := NewDecider(authz, "/q", func() ([]string, error) { listed++; return namespaces, nil }).WithCandidates(RoleBindingCandidates(rbs))
 	for _, c := range []struct {
 		u    user.Info
 		want []string
@@ -166,6 +167,9 @@ func TestDecideReviewsOnlyCandidates(t *testing.T) {
 		}
 		if !slices.Equal(s.Namespaces, c.want) {
 			t.Errorf("%s: %v, want %v", c.u.GetName(), s.Namespaces, c.want)
+		}
+		if listed != 0 {
+			t.Errorf("%s: every namespace listed %d times though candidates were given", c.u.GetName(), listed)
 		}
 		if n := len(authz.reviews); n > 3+len(c.want)+1 {
 			t.Errorf("%s: %d reviews on 1,000 namespaces", c.u.GetName(), n)
