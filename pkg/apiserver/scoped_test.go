@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -49,13 +50,24 @@ var testScopes = fakeScopes{
 // authentication filter sets it in production.
 func scopedQueryServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
+	db, err := storage.Open(storage.Options{Path: t.TempDir(), MaxExemplars: 100}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	now := time.Now()
 	app := db.Appender(context.Background())
+	// Each namespace's counter carries an exemplar whose trace_id names it.
+	for _, ns := range []string{"shop", "team-a", "victim"} {
+		l := labels.FromStrings("__name__", "app_requests_total", "namespace", ns, "pod", "exemplar-"+ns)
+		ref, err := app.Append(0, l, now.UnixMilli(), 1)
+		if err == nil {
+			_, err = app.AppendExemplar(ref, l, exemplar.Exemplar{Labels: labels.FromStrings("trace_id", "trace-of-"+ns), Value: 1, Ts: now.UnixMilli(), HasTs: true})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, l := range []labels.Labels{
 		labels.FromStrings("__name__", "app_requests_total", "namespace", "shop", "pod", "web"),
 		labels.FromStrings("__name__", "app_requests_total", "namespace", "team-a", "pod", "api"),
@@ -191,7 +203,9 @@ func TestScopedQueryAPI(t *testing.T) {
 		{name: "namespace values", who: "team-a", method: "GET", path: "/label/namespace/values", code: 200, has: []string{`"shop"`, `"team-a"`}, lacks: []string{"victim"}},
 		{name: "metric names", who: "team-a", method: "GET", path: "/label/__name__/values", code: 200, has: []string{"app_requests_total"}, lacks: []string{"victim_only_metric", "node_memory"}},
 		{name: "label names with match[]", who: "team-a", method: "GET", path: "/labels?match[]=victim_only_metric", code: 200, has: []string{`"data":[]`}},
-		{name: "exemplars", who: "team-a", method: "GET", path: "/query_exemplars?query=" + q(`victim_only_metric`), code: 200, lacks: []string{"victim"}},
+		{name: "exemplars", who: "team-a", method: "GET", path: "/query_exemplars?query=" + q(`app_requests_total`), code: 200, has: []string{"trace-of-shop", "trace-of-team-a"}, lacks: []string{"victim"}},
+		{name: "exemplars naming the victim", who: "team-a", method: "POST", path: "/query_exemplars", form: url.Values{"query": {`app_requests_total{namespace=~"vic.*"} or victim_only_metric`}}, code: 200, has: []string{`"data":[]`}},
+		{name: "the admin's exemplars", who: "admin", method: "GET", path: "/query_exemplars?query=" + q(`app_requests_total`), code: 200, has: []string{"trace-of-shop", "trace-of-victim"}},
 		{name: "metadata lists the scope's families", who: "team-a", method: "GET", path: "/metadata", code: 200, has: []string{"app_requests"}, lacks: []string{"victim_only_metric"}},
 		{name: "rules of the scope's PrometheusRules", who: "team-a", method: "GET", path: "/rules", code: 200, has: []string{"shop-rules"}, lacks: []string{"victim-rules", "platform-rules"}},
 		{name: "alerts of the scope's PrometheusRules", who: "team-a", method: "GET", path: "/alerts", code: 200, has: []string{"shop-rules-alert"}, lacks: []string{"victim-rules", "platform-rules"}},
