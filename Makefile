@@ -14,7 +14,7 @@ FUZZTIME ?= 20s
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 
-.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load bench-sizing bench-cluster-state image bench-startup lint demo demo-down cluster-bins clean
+.PHONY: all build test unit fuzz-short fuzz e2e e2e-compat bench bench-adapter bench-query bench-remote-write bench-load bench-sizing bench-cluster-state image bench-startup bench-scoped-query bench-scope-load bench-footprint lint demo demo-down cluster-bins clean
 
 all: build
 
@@ -30,7 +30,7 @@ lint:
 	@out=$$(gofmt -l cmd pkg test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./test/e2e ./test/equivalence
-	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench ./test/rwbench
+	$(GO) vet -tags bench ./test/bench ./test/querybench ./test/loadbench ./test/rwbench ./test/scopeload ./test/footprint
 
 # Test data from other projects (the community dashboards) stays outside the
 # repository, beside it, with its licence; tests that read it skip without it.
@@ -124,6 +124,26 @@ bench-adapter: cluster-bins
 bench-query: cluster-bins
 	{ PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=90m ./test/querybench && \
 	  $(GO) test -tags bench -run='^$$' -bench=. -benchtime=3x -count=3 -timeout=60m ./test/querybench; } 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-query.out
+
+# A team's dashboard queries through the namespace-scoped query API beside
+# the same answers unscoped, over bench-query's day (kmetrics' TSDB only,
+# the pairs interleaved). Writes bench-scoped-query.out.
+bench-scoped-query:
+	QUERYBENCH_PEERS=none $(GO) test -tags bench -run='^$$' -bench=ScopedQueries -benchtime=5x -count=5 -timeout=60m ./test/querybench 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-scoped-query.out
+
+# What per-team query scopes cost the API server: 50 teams × 1,000
+# namespaces, a dashboard each refreshing every 30 s through bin/kmetrics on
+# a real control plane; SubjectAccessReviews served and the API server's
+# latency, with RoleBinding candidates and with every namespace reviewed.
+bench-scope-load: build cluster-bins
+	SCOPELOAD_DURATION=$${SCOPELOAD_DURATION:-10m} SCOPELOAD_ALL_DURATION=$${SCOPELOAD_ALL_DURATION:-2m} $(GO) test -tags bench -count=1 -run TestScopeLoad -v -timeout 40m ./test/scopeload 2>&1 | grep -E 'RESULT|^(--- |ok|FAIL|PASS)|scope_load_test.go' | tee bench-scope-load.out
+
+# kmetrics beside metrics-server v0.8.0 and Prometheus 3.15 (the kubelets'
+# /metrics/resource only) against the same kwok kubelets: RSS median and
+# CPU over the same minutes. FOOTPRINT_NODES/FOOTPRINT_PODS size the
+# cluster (make demo's by default). Writes bench-footprint.out.
+bench-footprint: build cluster-bins
+	METRICS_SERVER_BIN=$$(bash hack/build-metrics-server.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) $(GO) test -tags bench -count=1 -run TestFootprint -v -timeout 40m ./test/footprint 2>&1 | grep -E 'RESULT|^(--- |ok|FAIL|PASS)|footprint_test.go' | tee bench-footprint.out
 
 # The whole serving path in one process under load: 1,000 TLS kubelets × 30
 # pods and 50 applications scraped, kubectl top, the HPA's PodMetrics and

@@ -7,6 +7,9 @@
 // per sample once compacted.
 //
 //	make bench-query
+//
+// With QUERYBENCH_PEERS=none only kmetrics' TSDB is loaded
+// (make bench-scoped-query: the scoped query API beside the unscoped one).
 package querybench
 
 import (
@@ -43,15 +46,20 @@ const (
 	interval    = 60 * time.Second // one day at 15 s is 4× the samples; the shape is the same
 	promPort    = "29190"
 	vmPort      = "29192"
+	kmPort      = "29191"
+	scopedPort  = "29193"
 )
 
 var (
 	end   = time.Now().Truncate(time.Minute)
 	start = end.Add(-history)
-	prom  *promserver.Server
+	prom  *promserver.Server // nil with QUERYBENCH_PEERS=none
 	vm    *promserver.Server // nil without $VICTORIAMETRICS_BIN
 	kmURL string
-	kmPID int
+	// scopedURL serves the same TSDB as a namespace-scoped caller is
+	// answered (queryserver's X-Bench-Scope).
+	scopedURL string
+	kmPID     int
 	// diskBytes is each store's size on disk once compacted, by name.
 	diskBytes = map[string]int64{}
 )
@@ -105,12 +113,15 @@ func run(m *testing.M) int {
 	state := filepath.Join(filepath.Clean(filepath.Join(wd, "..", "..")), ".state", "querybench")
 	_ = os.RemoveAll(state)
 	var err error
-	if prom, err = promserver.Start(filepath.Join(state, "prometheus"), promPort); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+	peers := os.Getenv("QUERYBENCH_PEERS") != "none"
+	if peers {
+		if prom, err = promserver.Start(filepath.Join(state, "prometheus"), promPort); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer prom.Stop()
 	}
-	defer prom.Stop()
-	if bin := os.Getenv("VICTORIAMETRICS_BIN"); bin != "" {
+	if bin := os.Getenv("VICTORIAMETRICS_BIN"); bin != "" && peers {
 		if vm, err = promserver.StartVictoriaMetrics(filepath.Join(state, "victoriametrics"), vmPort, bin); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -124,9 +135,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "loaded %d series × %d samples in %v\n", 2*nodes*podsPerNode, int(history/interval)+1, time.Since(t0))
-	if err := measureDisk(state); err != nil {
-		fmt.Fprintln(os.Stderr, "disk sizes:", err)
-		return 1
+	if prom != nil {
+		if err := measureDisk(state); err != nil {
+			fmt.Fprintln(os.Stderr, "disk sizes:", err)
+			return 1
+		}
 	}
 	stop, err := startQueryServer(tsdbDir)
 	if err != nil {
@@ -203,6 +216,9 @@ func load(dir string) error {
 }
 
 func writePeers(batch []promserver.Series) error {
+	if prom == nil {
+		return nil
+	}
 	if err := prom.Write(batch); err != nil {
 		return err
 	}
@@ -276,8 +292,7 @@ func startQueryServer(dir string) (func(), error) {
 	if out, err := exec.Command("go", "build", "-o", bin, "./queryserver").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("building the query server: %v\n%s", err, out)
 	}
-	port := "29191"
-	cmd := exec.Command(bin, "-path", dir, "-listen", "127.0.0.1:"+port)
+	cmd := exec.Command(bin, "-path", dir, "-listen", "127.0.0.1:"+kmPort, "-scoped-listen", "127.0.0.1:"+scopedPort)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -288,7 +303,8 @@ func startQueryServer(dir string) (func(), error) {
 		_ = cmd.Process.Kill()
 		return nil, fmt.Errorf("query server: %q", line)
 	}
-	kmURL, kmPID = "http://127.0.0.1:"+port+apiserver.QueryPrefix, cmd.Process.Pid
+	kmURL, kmPID = "http://127.0.0.1:"+kmPort+apiserver.QueryPrefix, cmd.Process.Pid
+	scopedURL = "http://127.0.0.1:" + scopedPort + apiserver.QueryPrefix
 	for i := 0; i < 100; i++ {
 		if resp, err := http.Get(kmURL + "/query?query=1"); err == nil {
 			resp.Body.Close()
@@ -317,8 +333,20 @@ func params(path, q string) url.Values {
 	return url.Values{"query": {q}, "start": {strconv.FormatInt(start.Unix(), 10)}, "end": {strconv.FormatInt(end.Unix(), 10)}, "step": {"120"}}
 }
 
-func query(b *testing.B, base, path, q string) {
-	resp, err := http.PostForm(base+"/"+path, params(path, q))
+func query(b *testing.B, base, path, q string) { queryAs(b, base, "", path, q) }
+
+// queryAs sends the query as Grafana does, X-Bench-Scope naming the
+// caller's namespaces for the scoped server.
+func queryAs(b *testing.B, base, scope, path, q string) string {
+	req, err := http.NewRequest(http.MethodPost, base+"/"+path, strings.NewReader(params(path, q).Encode()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if scope != "" {
+		req.Header.Set("X-Bench-Scope", scope)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -327,9 +355,13 @@ func query(b *testing.B, base, path, q string) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"status":"success"`) || strings.Contains(string(body), `"result":[]`) {
 		b.Fatalf("%s %s: %d %.300s", base, q, resp.StatusCode, body)
 	}
+	return string(body)
 }
 
 func BenchmarkDashboardQueries(b *testing.B) {
+	if prom == nil {
+		b.Skip("QUERYBENCH_PEERS=none")
+	}
 	for _, q := range dashboardQueries {
 		b.Run("kmetrics/"+q.name, func(b *testing.B) {
 			for b.Loop() {
@@ -376,7 +408,13 @@ func BenchmarkRSSPerSeries(b *testing.B) {
 		name string
 		pid  int
 		url  string
-	}{{"kmetrics", kmPID, kmURL}, {"prometheus", prom.Pid(), prom.URL + "/api/v1"}, {"victoriametrics", 0, ""}} {
+	}{{"kmetrics", kmPID, kmURL}, {"prometheus", 0, ""}, {"victoriametrics", 0, ""}} {
+		if side.name == "prometheus" {
+			if prom == nil {
+				continue
+			}
+			side.pid, side.url = prom.Pid(), prom.URL+"/api/v1"
+		}
 		if side.name == "victoriametrics" {
 			if vm == nil {
 				continue
@@ -434,4 +472,75 @@ func headSeries(b *testing.B, base string) int64 {
 		b.Fatalf("%s", body)
 	}
 	return int64(n)
+}
+
+// A team reading two of the 50 namespaces (1,200 pods' series of 60,000),
+// and the query each of its dashboard's panels sends, scoped, beside the
+// query that gives the same answer unscoped (naming the namespaces itself).
+const team = "ns-7,ns-12"
+
+var scopedQueries = []struct{ name, path, scoped, unscoped string }{
+	{"namespace-cpu-by-pod", "query_range",
+		`sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="ns-7"}[5m]))`,
+		`sum by (pod) (rate(container_cpu_usage_seconds_total{namespace="ns-7"}[5m]))`},
+	{"team-cpu-by-namespace", "query_range",
+		`sum by (namespace) (rate(container_cpu_usage_seconds_total{job="kubelet"}[5m]))`,
+		`sum by (namespace) (rate(container_cpu_usage_seconds_total{job="kubelet",namespace=~"ns-7|ns-12"}[5m]))`},
+	{"team-memory-by-namespace", "query_range",
+		`sum by (namespace) (container_memory_working_set_bytes{job="kubelet"})`,
+		`sum by (namespace) (container_memory_working_set_bytes{job="kubelet",namespace=~"ns-7|ns-12"})`},
+	{"team-top10-pods-cpu", "query_range",
+		`topk(10, sum by (pod) (rate(container_cpu_usage_seconds_total[5m])))`,
+		`topk(10, sum by (pod) (rate(container_cpu_usage_seconds_total{namespace=~"ns-7|ns-12"}[5m])))`},
+	{"team-cpu-now", "query",
+		`sum(rate(container_cpu_usage_seconds_total[5m]))`,
+		`sum(rate(container_cpu_usage_seconds_total{namespace=~"ns-7|ns-12"}[5m]))`},
+}
+
+// BenchmarkScopedQueries: each pair runs side by side in one process over
+// the same TSDB (queryserver serves both), scoped then unscoped, so with
+// -count they interleave. The cluster-wide reader's query (a scope of
+// everything) beside the plain query API shows the cost of the scope
+// machinery where no matcher is added. Each pair's answers are compared
+// first: a scope that read less or more would be faster or slower for the
+// wrong reason.
+func BenchmarkScopedQueries(b *testing.B) {
+	for _, q := range scopedQueries {
+		if s, u := resultOf(b, queryAs(b, scopedURL, team, q.path, q.scoped)), resultOf(b, queryAs(b, kmURL, "", q.path, q.unscoped)); s != u {
+			b.Fatalf("%s: the scoped answer differs from the unscoped one:\n%.400s\n%.400s", q.name, s, u)
+		}
+		b.Run("scoped/"+q.name, func(b *testing.B) {
+			for b.Loop() {
+				queryAs(b, scopedURL, team, q.path, q.scoped)
+			}
+		})
+		b.Run("unscoped/"+q.name, func(b *testing.B) {
+			for b.Loop() {
+				queryAs(b, kmURL, "", q.path, q.unscoped)
+			}
+		})
+	}
+	const wide = `sum by (namespace) (rate(container_cpu_usage_seconds_total[5m]))`
+	b.Run("cluster-reader/cluster-cpu-by-namespace", func(b *testing.B) {
+		for b.Loop() {
+			queryAs(b, scopedURL, "*", "query_range", wide)
+		}
+	})
+	b.Run("unscoped/cluster-cpu-by-namespace", func(b *testing.B) {
+		for b.Loop() {
+			queryAs(b, kmURL, "", "query_range", wide)
+		}
+	})
+}
+
+// resultOf is the data part of an answer (the same JSON for the same
+// series and values).
+func resultOf(b *testing.B, body string) string {
+	var r struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		b.Fatalf("%v: %.300s", err, body)
+	}
+	return string(r.Data)
 }

@@ -1,0 +1,280 @@
+//go:build bench
+
+// Package footprint runs kmetrics (every default on, as the chart installs
+// it) beside metrics-server v0.8.0 ($METRICS_SERVER_BIN) and Prometheus
+// 3.15 ($PROMETHEUS_BIN, scraping only the kubelets' /metrics/resource)
+// against the same kwok kubelets of a real control plane, at the same
+// 10 s resolution, and reports each process's resident memory (median of
+// samples every 5 s) and CPU time over the same minutes. Each is first
+// checked to serve what it scraped: a like-for-like comparison.
+//
+//	make bench-footprint   (FOOTPRINT_NODES=3 FOOTPRINT_PODS=12 FOOTPRINT_DURATION=3m)
+package footprint
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kmetrics/kmetrics/test/internal/benchcluster"
+)
+
+const (
+	apiserverPort  = "46443"
+	kmetricsPort   = "48443"
+	msPort         = "48444"
+	prometheusPort = "49090"
+	resolution     = "10s"
+)
+
+func TestFootprint(t *testing.T) {
+	nodes, pods := benchcluster.IntEnv(t, "FOOTPRINT_NODES", 3), benchcluster.IntEnv(t, "FOOTPRINT_PODS", 12)
+	duration, warmup := benchcluster.DurationEnv(t, "FOOTPRINT_DURATION", 3*time.Minute), benchcluster.DurationEnv(t, "FOOTPRINT_WARMUP", time.Minute)
+	msBin, promBin := os.Getenv("METRICS_SERVER_BIN"), os.Getenv("PROMETHEUS_BIN")
+	if msBin == "" || promBin == "" {
+		t.Fatal("METRICS_SERVER_BIN and PROMETHEUS_BIN are needed (make bench-footprint builds them)")
+	}
+	c := benchcluster.Up(t, benchcluster.Config{Name: "footprint", APIServerPort: apiserverPort, EtcdPort: "42379", KmetricsPort: kmetricsPort,
+		NodeNet: "127.0.5", PodNet: "127.140", Nodes: nodes})
+	root, state, admin := c.Root, c.State, c.Admin
+	createPods(t, admin, pods)
+
+	certs, kubeconfig := c.Certs(), c.Kubeconfig()
+	token := tokenOf(t, kubeconfig)
+	tokenFile := filepath.Join(state, "kmetrics.token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	procs := []*process{
+		start(t, state, "kmetrics", filepath.Join(root, "bin", "kmetrics"),
+			"--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", kmetricsPort,
+			"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
+			"--storage.tsdb.path", filepath.Join(state, "tsdb"), "--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
+			"--rules.file", filepath.Join(root, "deploy", "base", "rules", "*.yaml")),
+		// As its components.yaml runs it, with the kubelets' CA verified
+		// (kmetrics verifies it too).
+		start(t, state, "metrics-server", msBin,
+			"--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
+			"--bind-address", "127.0.0.1", "--secure-port", msPort,
+			"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
+			"--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
+			"--kubelet-preferred-address-types", "InternalIP", "--kubelet-certificate-authority", filepath.Join(certs, "ca.crt")),
+		start(t, state, "prometheus", promBin, "--config.file", prometheusConfig(t, state, nodes, certs, tokenFile),
+			"--storage.tsdb.path", filepath.Join(state, "prometheus"), "--web.listen-address", "127.0.0.1:"+prometheusPort),
+	}
+	client := httpsClient(t, certs)
+	benchcluster.Eventually(t, "kmetrics serves every pod", 3*time.Minute, func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) })
+	benchcluster.Eventually(t, "metrics-server serves every pod", 3*time.Minute, func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) })
+	benchcluster.Eventually(t, "Prometheus scrapes every kubelet", 3*time.Minute, func() error { return prometheusUp(nodes) })
+
+	time.Sleep(warmup)
+	for _, p := range procs {
+		p.begin(t)
+	}
+	for end := time.Now().Add(duration); time.Now().Before(end); time.Sleep(5 * time.Second) {
+		for _, p := range procs {
+			p.sample(t)
+		}
+	}
+	for _, p := range procs {
+		p.finish(t)
+	}
+	// They still serve: nothing was measured while one of them had failed.
+	for _, check := range []func() error{
+		func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) },
+		func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) },
+		func() error { return prometheusUp(nodes) },
+	} {
+		if err := check(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ms := procs[1]
+	t.Logf("RESULT nodes=%d pods=%d resolution=%s duration=%v samples=%d", nodes, pods, resolution, duration, len(ms.rss))
+	for _, p := range procs {
+		t.Logf("RESULT %-15s RSS median %6.1f MiB (%.2f× metrics-server)  CPU %6.2f s (%.2f× metrics-server)",
+			p.name, p.medianRSS()/(1<<20), p.medianRSS()/ms.medianRSS(), p.cpu, p.cpu/ms.cpu)
+	}
+}
+
+// createPods runs a Deployment of n pods with kwok's usage annotations
+// (CPU and memory as the kwok kubelets report them), spread over the nodes.
+func createPods(t *testing.T, c kubernetes.Interface, n int) {
+	ctx := context.Background()
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "footprint"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	replicas := int32(n)
+	labels := map[string]string{"app": "load"}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "load", Namespace: "footprint"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"kwok.x-k8s.io/usage-cpu": "250m", "kwok.x-k8s.io/usage-memory": "64Mi"}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "load", Image: "registry.k8s.io/pause:3.10",
+					Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m")}}}}},
+			},
+		},
+	}
+	if _, err := c.AppsV1().Deployments("footprint").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// prometheusConfig: the kubelets' /metrics/resource, as kube-prometheus'
+// kubelet job scrapes it (TLS verified, the same ServiceAccount's token).
+func prometheusConfig(t *testing.T, state string, nodes int, certs, tokenFile string) string {
+	var targets []string
+	for i := 1; i <= nodes; i++ {
+		targets = append(targets, fmt.Sprintf("%q", fmt.Sprintf("127.0.5.%d:10250", i+1)))
+	}
+	cfg := fmt.Sprintf(`global: {scrape_interval: %s, scrape_timeout: 5s}
+scrape_configs:
+- job_name: kubelet
+  scheme: https
+  metrics_path: /metrics/resource
+  tls_config: {ca_file: %q}
+  authorization: {credentials_file: %q}
+  static_configs: [{targets: [%s]}]
+`, resolution, filepath.Join(certs, "ca.crt"), tokenFile, strings.Join(targets, ", "))
+	path := filepath.Join(state, "prometheus.yml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func tokenOf(t *testing.T, kubeconfig string) string {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil || cfg.BearerToken == "" {
+		t.Fatalf("no token in %s: %v", kubeconfig, err)
+	}
+	return cfg.BearerToken
+}
+
+// process is one measured process: its RSS samples and CPU time.
+type process struct {
+	name     string
+	cmd      *exec.Cmd
+	rss      []float64
+	cpuStart float64
+	cpu      float64
+}
+
+func start(t *testing.T, state, name, bin string, args ...string) *process {
+	log, err := os.Create(filepath.Join(state, "logs", name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); log.Close() })
+	return &process{name: name, cmd: cmd}
+}
+
+func (p *process) begin(t *testing.T)  { p.cpuStart = cpuSeconds(t, p.cmd.Process.Pid) }
+func (p *process) finish(t *testing.T) { p.cpu = cpuSeconds(t, p.cmd.Process.Pid) - p.cpuStart }
+func (p *process) sample(t *testing.T) { p.rss = append(p.rss, rssBytes(t, p.cmd.Process.Pid)) }
+
+func (p *process) medianRSS() float64 {
+	s := slices.Clone(p.rss)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func rssBytes(t *testing.T, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatalf("process %d: %v", pid, err)
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
+			return kb * 1024
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+// cpuSeconds is the process' user + system time (/proc/pid/stat fields 14
+// and 15, in clock ticks of 1/100 s).
+func cpuSeconds(t *testing.T, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatalf("process %d: %v", pid, err)
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
+func httpsClient(t *testing.T, certs string) *http.Client {
+	pem, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cert, err := tls.LoadX509KeyPair(filepath.Join(certs, "admin.crt"), filepath.Join(certs, "admin.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both serve the certificate the cluster CA signed for 127.0.0.1.
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		Certificates: []tls.Certificate{cert}, RootCAs: pool}}}
+}
+
+// podMetrics checks that a metrics.k8s.io server serves the pods.
+func podMetrics(c *http.Client, base string, pods int) error {
+	resp, err := c.Get(base + "/apis/metrics.k8s.io/v1beta1/namespaces/footprint/pods")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var list struct{ Items []json.RawMessage }
+	if err := json.Unmarshal(body, &list); err != nil || len(list.Items) != pods {
+		return fmt.Errorf("%s: %d pods of %d (%v): %.200s", base, len(list.Items), pods, err, body)
+	}
+	return nil
+}
+
+func prometheusUp(nodes int) error {
+	resp, err := http.Get("http://127.0.0.1:" + prometheusPort + "/api/v1/query?query=sum(up)")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), fmt.Sprintf(`"%d"]`, nodes)) {
+		return fmt.Errorf("Prometheus: up is not %d: %.200s", nodes, body)
+	}
+	return nil
+}
