@@ -51,7 +51,9 @@ func TestNamespaceScopes(t *testing.T) {
 	// The victim's own application, and team A's application exposing a
 	// namespace of its choice, honoured by its monitor (honorLabels).
 	hostIP := nonLoopbackIPv4(t)
-	victimApp := listenOn(t, hostIP, nil, textHandler("# TYPE victim_secret_total counter\nvictim_secret_total 42\n"))
+	// OpenMetrics, so the victim's counter carries an exemplar (a trace ID
+	// no other caller may learn).
+	victimApp := listenOn(t, hostIP, nil, openMetricsHandler("# TYPE victim_secret counter\nvictim_secret_total 42 # {trace_id=\"victim-trace\"} 1.0\n# EOF\n"))
 	spoofApp := listenOn(t, hostIP, nil, textHandler("tenancy_spoof{namespace=\""+tenVictim+"\"} 7\n"))
 	kubectlApply(t, monitoredService(tenVictim, "secret", hostIP, victimApp, false)+"---\n"+monitoredService(tenA1, "spoof", hostIP, spoofApp, true)+
 		"---\n"+tenancyRules())
@@ -129,7 +131,7 @@ func TestNamespaceScopes(t *testing.T) {
 				if code, body := call("/metadata", url.Values{}); code != 200 || strings.Contains(body, "victim_secret") != slices.Contains(u.allowed, tenVictim) {
 					t.Errorf("/metadata: %d, victim_secret listed: %v", code, strings.Contains(body, "victim_secret"))
 				}
-				if code, body := call("/query_exemplars", url.Values{"query": {"victim_secret_total"}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}}); code != 200 || (!slices.Contains(u.allowed, tenVictim) && strings.Contains(body, tenVictim)) {
+				if code, body := call("/query_exemplars", url.Values{"query": {"victim_secret_total"}, "start": {fmt.Sprint(start.Unix())}, "end": {fmt.Sprint(end.Unix())}}); code != 200 || strings.Contains(body, "victim-trace") != slices.Contains(u.allowed, tenVictim) {
 					t.Errorf("/query_exemplars: %d %.200s", code, body)
 				}
 				code, body := call("/rules", url.Values{})
@@ -409,4 +411,12 @@ spec:
     - record: tenancy:absent_victim
       expr: absent(victim_secret_total{namespace="%[2]s"})
 `, tenA1, tenVictim)
+}
+
+// openMetricsHandler serves body as OpenMetrics text (exemplars included).
+func openMetricsHandler(body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+		fmt.Fprint(w, body)
+	}
 }
