@@ -108,11 +108,57 @@ func TestFootprint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Where kmetrics' resident set goes (its Go runtime's own figures),
+	// and a heap profile to read it by function:
+	// go tool pprof -top -sample_index=inuse_space bench-footprint-kmetrics.heap.prof
+	kmetricsBase := "https://127.0.0.1:" + kmetricsPort
+	runtimeFigures := goRuntime(t, client, kmetricsBase)
+	saveProfile(t, client, kmetricsBase+"/debug/pprof/heap", filepath.Join(root, "bench-footprint-kmetrics.heap.prof"))
 	ms := procs[1]
 	t.Logf("RESULT nodes=%d pods=%d resolution=%s duration=%v samples=%d", nodes, pods, resolution, duration, len(ms.rss))
 	for _, p := range procs {
 		t.Logf("RESULT %-15s RSS median %6.1f MiB (%.2f× metrics-server)  CPU %6.2f s (%.2f× metrics-server)",
 			p.name, p.medianRSS()/(1<<20), p.medianRSS()/ms.medianRSS(), p.cpu, p.cpu/ms.cpu)
+	}
+	t.Logf("RESULT kmetrics Go runtime at the end: %s", runtimeFigures)
+}
+
+// goRuntime is the Go runtime's memory figures from a /metrics.
+func goRuntime(t *testing.T, c *http.Client, base string) string {
+	resp, err := c.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(body), "\n") {
+		for _, name := range []string{"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes", "go_goroutines"} {
+			if v, ok := strings.CutPrefix(l, name+" "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				if strings.HasSuffix(name, "_bytes") {
+					out = append(out, fmt.Sprintf("%s=%.1fMiB", strings.TrimPrefix(name, "go_memstats_"), f/(1<<20)))
+				} else {
+					out = append(out, fmt.Sprintf("%s=%.0f", name, f))
+				}
+			}
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+func saveProfile(t *testing.T, c *http.Client, url, path string) {
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d %.200s", url, resp.StatusCode, body)
+	}
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
