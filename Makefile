@@ -129,7 +129,7 @@ bench-query: cluster-bins
 # the same answers unscoped, over bench-query's day (kmetrics' TSDB only,
 # the pairs interleaved). Writes bench-scoped-query.out.
 bench-scoped-query:
-	QUERYBENCH_PEERS=none $(GO) test -tags bench -run='^$$' -bench=ScopedQueries -benchtime=3x -count=5 -timeout=60m ./test/querybench 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-scoped-query.out
+	QUERYBENCH_PEERS=none $(GO) test -tags bench -run='^$$' -bench=ScopedQueries -benchtime=10x -count=3 -timeout=60m ./test/querybench 2>/dev/null | grep -E '^(Benchmark|goos|goarch|pkg|cpu|ok|PASS|FAIL)' | tee bench-scoped-query.out
 
 # What per-team query scopes cost the API server: 50 teams × 1,000
 # namespaces, a dashboard each refreshing every 30 s through bin/kmetrics on
