@@ -117,8 +117,8 @@ func TestFootprint(t *testing.T) {
 	ms := procs[1]
 	t.Logf("RESULT nodes=%d pods=%d resolution=%s duration=%v samples=%d", nodes, pods, resolution, duration, len(ms.rss))
 	for _, p := range procs {
-		t.Logf("RESULT %-15s RSS median %6.1f MiB (%.2f× metrics-server)  CPU %6.2f s (%.2f× metrics-server)",
-			p.name, p.medianRSS()/(1<<20), p.medianRSS()/ms.medianRSS(), p.cpu, p.cpu/ms.cpu)
+		t.Logf("RESULT %-15s RSS median %6.1f MiB (%.2f× metrics-server), of which anonymous %6.1f MiB (%.2f×)  CPU %6.2f s (%.2f× metrics-server)",
+			p.name, p.medianRSS()/(1<<20), p.medianRSS()/ms.medianRSS(), p.medianAnon()/(1<<20), p.medianAnon()/ms.medianAnon(), p.cpu, p.cpu/ms.cpu)
 	}
 	t.Logf("RESULT kmetrics Go runtime at the end: %s", runtimeFigures)
 }
@@ -224,6 +224,7 @@ type process struct {
 	name     string
 	cmd      *exec.Cmd
 	rss      []float64
+	anon     []float64 // RssAnon: the heap, stacks and other private memory
 	cpuStart float64
 	cpu      float64
 }
@@ -244,26 +245,33 @@ func start(t *testing.T, state, name, bin string, args ...string) *process {
 
 func (p *process) begin(t *testing.T)  { p.cpuStart = cpuSeconds(t, p.cmd.Process.Pid) }
 func (p *process) finish(t *testing.T) { p.cpu = cpuSeconds(t, p.cmd.Process.Pid) - p.cpuStart }
-func (p *process) sample(t *testing.T) { p.rss = append(p.rss, rssBytes(t, p.cmd.Process.Pid)) }
+func (p *process) sample(t *testing.T) {
+	p.rss = append(p.rss, status(t, p.cmd.Process.Pid, "VmRSS:"))
+	p.anon = append(p.anon, status(t, p.cmd.Process.Pid, "RssAnon:"))
+}
 
-func (p *process) medianRSS() float64 {
-	s := slices.Clone(p.rss)
+func (p *process) medianRSS() float64  { return median(p.rss) }
+func (p *process) medianAnon() float64 { return median(p.anon) }
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
 
-func rssBytes(t *testing.T, pid int) float64 {
+// status is a /proc/pid/status figure (kB) in bytes.
+func status(t *testing.T, pid int, field string) float64 {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatalf("process %d: %v", pid, err)
 	}
 	for _, l := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
+		if strings.HasPrefix(l, field) {
 			kb, _ := strconv.ParseFloat(strings.Fields(l)[1], 64)
 			return kb * 1024
 		}
 	}
-	t.Fatal("no VmRSS")
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
 	return 0
 }
 
