@@ -89,6 +89,12 @@ func TestNamespaceScopes(t *testing.T) {
 				return fmt.Errorf("%s: nothing yet", expr)
 			}
 		}
+		// The victim's exemplar, which the checks below expect the reader
+		// to see and the teams not to.
+		exemplars := url.Values{"query": {"victim_secret_total"}, "start": {fmt.Sprint(time.Now().Add(-5 * time.Minute).Unix())}, "end": {fmt.Sprint(time.Now().Unix())}}
+		if code, body := users["cluster reader"].call(t, http.MethodPost, "/query_exemplars", exemplars); code != http.StatusOK || !strings.Contains(body, "victim-trace") {
+			return fmt.Errorf("the victim's exemplar: %d %.200s", code, body)
+		}
 		return nil
 	})
 

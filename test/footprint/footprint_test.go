@@ -14,7 +14,6 @@ package footprint
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -65,11 +64,9 @@ func TestFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	procs := []*process{
-		start(t, state, "kmetrics", filepath.Join(root, "bin", "kmetrics"),
-			"--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1", "--secure-port", kmetricsPort,
-			"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
+		start(t, state, "kmetrics", filepath.Join(root, "bin", "kmetrics"), append(c.KmetricsFlags(),
 			"--storage.tsdb.path", filepath.Join(state, "tsdb"), "--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
-			"--rules.file", filepath.Join(root, "deploy", "base", "rules", "*.yaml")),
+			"--rules.file", filepath.Join(root, "deploy", "base", "rules", "*.yaml"))...),
 		// As its components.yaml runs it, with the kubelets' CA verified
 		// (kmetrics verifies it too).
 		start(t, state, "metrics-server", msBin,
@@ -78,10 +75,10 @@ func TestFootprint(t *testing.T) {
 			"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
 			"--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
 			"--kubelet-preferred-address-types", "InternalIP", "--kubelet-certificate-authority", filepath.Join(certs, "ca.crt")),
-		start(t, state, "prometheus", promBin, "--config.file", prometheusConfig(t, state, nodes, certs, tokenFile),
+		start(t, state, "prometheus", promBin, "--config.file", prometheusConfig(t, state, c.KubeletAddresses(), certs, tokenFile),
 			"--storage.tsdb.path", filepath.Join(state, "prometheus"), "--web.listen-address", "127.0.0.1:"+prometheusPort),
 	}
-	client := httpsClient(t, certs)
+	client := httpsClient(t, c)
 	benchcluster.Eventually(t, "kmetrics serves every pod", 3*time.Minute, func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) })
 	benchcluster.Eventually(t, "metrics-server serves every pod", 3*time.Minute, func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) })
 	benchcluster.Eventually(t, "Prometheus scrapes every kubelet", 3*time.Minute, func() error { return prometheusUp(nodes) })
@@ -190,10 +187,10 @@ func createPods(t *testing.T, c kubernetes.Interface, n int) {
 
 // prometheusConfig: the kubelets' /metrics/resource, as kube-prometheus'
 // kubelet job scrapes it (TLS verified, the same ServiceAccount's token).
-func prometheusConfig(t *testing.T, state string, nodes int, certs, tokenFile string) string {
+func prometheusConfig(t *testing.T, state string, kubelets []string, certs, tokenFile string) string {
 	var targets []string
-	for i := 1; i <= nodes; i++ {
-		targets = append(targets, fmt.Sprintf("%q", fmt.Sprintf("127.0.5.%d:10250", i+1)))
+	for _, k := range kubelets {
+		targets = append(targets, fmt.Sprintf("%q", k))
 	}
 	cfg := fmt.Sprintf(`global: {scrape_interval: %s, scrape_timeout: 5s}
 scrape_configs:
@@ -289,20 +286,16 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 	return (utime + stime) / 100
 }
 
-func httpsClient(t *testing.T, certs string) *http.Client {
-	pem, err := os.ReadFile(filepath.Join(certs, "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(certs, "admin.crt"), filepath.Join(certs, "admin.key"))
+// httpsClient is the cluster admin's (a client certificate in
+// system:masters), trusting the cluster CA.
+func httpsClient(t *testing.T, c *benchcluster.Cluster) *http.Client {
+	cert, err := tls.LoadX509KeyPair(filepath.Join(c.Certs(), "admin.crt"), filepath.Join(c.Certs(), "admin.key"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Both serve the certificate the cluster CA signed for 127.0.0.1.
 	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		Certificates: []tls.Certificate{cert}, RootCAs: pool}}}
+		Certificates: []tls.Certificate{cert}, RootCAs: c.RootCAs(t)}}}
 }
 
 // podMetrics checks that a metrics.k8s.io server serves the pods.

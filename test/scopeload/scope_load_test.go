@@ -28,7 +28,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,7 +70,7 @@ var panels = []struct{ path, query string }{
 func TestScopeLoad(t *testing.T) {
 	c := benchcluster.Up(t, benchcluster.Config{Name: "scopeload", APIServerPort: apiserverPort, EtcdPort: "32379", KmetricsPort: kmetricsPort,
 		NodeNet: "127.0.4", PodNet: "127.130", Nodes: 1})
-	root, state, admin := c.Root, c.State, c.Admin
+	admin := c.Admin
 	tokens := createTeams(t, admin)
 
 	modes := []struct {
@@ -83,9 +82,9 @@ func TestScopeLoad(t *testing.T) {
 			continue
 		}
 		t.Run(m.mode, func(t *testing.T) {
-			stop := startKmetrics(t, root, state, m.mode)
+			stop := startKmetrics(t, c, m.mode)
 			defer stop()
-			client := httpsClient(t, filepath.Join(state, "certs", "ca.crt"))
+			client := httpsClient(c.RootCAs(t))
 			waitServing(t, client, tokens[0])
 
 			// A minute of the API server alone, then the dashboards.
@@ -93,7 +92,7 @@ func TestScopeLoad(t *testing.T) {
 			probe.run(time.Minute)
 			baseline := probe.take()
 			before := apiserverMetrics(t, admin)
-			panelsSeen := runDashboards(t, client, tokens, m.duration, probe)
+			panelsSeen := runDashboards(client, tokens, m.duration, probe)
 			during := probe.take()
 			after := apiserverMetrics(t, admin)
 
@@ -108,11 +107,11 @@ func TestScopeLoad(t *testing.T) {
 			t.Logf("RESULT apiserver GET latency: baseline p50=%.2fms p99=%.2fms; under the dashboards p50=%.2fms p99=%.2fms",
 				ms(quantile(baseline, 0.5)), ms(quantile(baseline, 0.99)), ms(quantile(during, 0.5)), ms(quantile(during, 0.99)))
 			t.Logf("RESULT panels through kmetrics: p50=%.1fms p99=%.1fms errors=%d",
-				ms(quantile(panelsSeen.latencies(), 0.5)), ms(quantile(panelsSeen.latencies(), 0.99)), panelsSeen.errors.Load())
+				ms(quantile(panelsSeen.latencies(), 0.5)), ms(quantile(panelsSeen.latencies(), 0.99)), panelsSeen.errors())
 			// With every namespace reviewed (=all) the API server cannot keep
 			// up at this size: what the run shows, not a failure of it.
-			if m.mode == "rolebindings" && panelsSeen.errors.Load() > 0 {
-				t.Errorf("%d panel requests failed (first: %s)", panelsSeen.errors.Load(), panelsSeen.firstError())
+			if m.mode == "rolebindings" && panelsSeen.errors() > 0 {
+				t.Errorf("%d panel requests failed (first: %s)", panelsSeen.errors(), panelsSeen.firstError())
 			}
 		})
 	}
@@ -122,13 +121,9 @@ func TestScopeLoad(t *testing.T) {
 // view in its 20 namespaces, and returns each team's token.
 func createTeams(t *testing.T, c kubernetes.Interface) []string {
 	ctx := context.Background()
-	mustCreate := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
+	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: teamsNamespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
-	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: teamsNamespace}}, metav1.CreateOptions{})
-	mustCreate(err)
 	parallel(t, namespaces, func(i int) error {
 		_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: appNamespace(i)}}, metav1.CreateOptions{})
 		return err
@@ -186,18 +181,14 @@ func parallel(t *testing.T, n int, f func(i int) error) {
 
 // startKmetrics runs bin/kmetrics as its ServiceAccount (deploy/'s RBAC)
 // with the scope decisions' namespaces from mode.
-func startKmetrics(t *testing.T, root, state, mode string) func() {
-	certs := filepath.Join(state, "certs")
-	log, err := os.Create(filepath.Join(state, "logs", "kmetrics-"+mode+".log"))
+func startKmetrics(t *testing.T, c *benchcluster.Cluster, mode string) func() {
+	log, err := os.Create(filepath.Join(c.State, "logs", "kmetrics-"+mode+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(root, "bin", "kmetrics"),
-		"--kubeconfig", filepath.Join(state, "kmetrics.kubeconfig"),
-		"--bind-address", "127.0.0.1", "--secure-port", kmetricsPort,
-		"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
-		"--storage.tsdb.path", filepath.Join(state, "tsdb-"+mode),
-		"--query.scope-namespaces", mode)
+	cmd := exec.Command(filepath.Join(c.Root, "bin", "kmetrics"), append(c.KmetricsFlags(),
+		"--storage.tsdb.path", filepath.Join(c.State, "tsdb-"+mode),
+		"--query.scope-namespaces", mode)...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -216,15 +207,9 @@ func startKmetrics(t *testing.T, root, state, mode string) func() {
 	}
 }
 
-func httpsClient(t *testing.T, caFile string) *http.Client {
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
+func httpsClient(roots *x509.CertPool) *http.Client {
 	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "kmetrics.kube-system.svc"}, MaxIdleConnsPerHost: 4 * teams,
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "kmetrics.kube-system.svc"}, MaxIdleConnsPerHost: 4 * teams,
 	}}
 }
 
@@ -245,7 +230,7 @@ func request(client *http.Client, token, path, query string) (time.Duration, err
 	u := "https://127.0.0.1:" + kmetricsPort + "/prometheus/api/v1/" + path
 	var body io.Reader
 	if method == http.MethodPost {
-		body = stringsReader(form.Encode())
+		body = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -279,20 +264,20 @@ func waitServing(t *testing.T, client *http.Client, token string) {
 
 // panelStats collects the panels' latencies and errors.
 type panelStats struct {
-	mu     sync.Mutex
-	lat    []time.Duration
-	errs   []string
-	errors atomic.Int64
+	mu       sync.Mutex
+	lat      []time.Duration
+	failed   int
+	firstErr string
 }
 
 func (p *panelStats) add(d time.Duration, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		p.errors.Add(1)
-		if len(p.errs) < 5 {
-			p.errs = append(p.errs, err.Error())
+		if p.failed == 0 {
+			p.firstErr = err.Error()
 		}
+		p.failed++
 		return
 	}
 	p.lat = append(p.lat, d)
@@ -301,7 +286,13 @@ func (p *panelStats) add(d time.Duration, err error) {
 func (p *panelStats) n() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.lat) + int(p.errors.Load())
+	return len(p.lat) + p.failed
+}
+
+func (p *panelStats) errors() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failed
 }
 
 func (p *panelStats) latencies() []time.Duration {
@@ -313,15 +304,12 @@ func (p *panelStats) latencies() []time.Duration {
 func (p *panelStats) firstError() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.errs) == 0 {
-		return ""
-	}
-	return p.errs[0]
+	return p.firstErr
 }
 
 // runDashboards refreshes each team's dashboard every 30 s, the teams
 // spread evenly over the interval, for d; the probe runs meanwhile.
-func runDashboards(t *testing.T, client *http.Client, tokens []string, d time.Duration, probe *probe) *panelStats {
+func runDashboards(client *http.Client, tokens []string, d time.Duration, probe *probe) *panelStats {
 	stats := &panelStats{}
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
@@ -391,7 +379,7 @@ func apiserverMetrics(t *testing.T, c kubernetes.Interface) metrics {
 		t.Fatal(err)
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
-	mf, err := p.TextToMetricFamilies(stringsReader(string(raw)))
+	mf, err := p.TextToMetricFamilies(strings.NewReader(string(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,5 +451,3 @@ func (m metrics) quantileSince(before metrics, resource string, q float64) float
 	}
 	return math.Inf(1)
 }
-
-func stringsReader(s string) io.Reader { return strings.NewReader(s) }

@@ -4,6 +4,8 @@
 package benchcluster
 
 import (
+	"crypto/x509"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,39 @@ type Config struct {
 type Cluster struct {
 	Root, State string
 	Admin       *kubernetes.Clientset
+	cfg         Config
+}
+
+// KubeletAddresses are the nodes' kubelets, host:port (hack/cluster.sh
+// numbers node i at NodeNet.(i+1)).
+func (c *Cluster) KubeletAddresses() []string {
+	out := make([]string, c.cfg.Nodes)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s.%d:10250", c.cfg.NodeNet, i+2)
+	}
+	return out
+}
+
+// KmetricsFlags are bin/kmetrics' flags to run against the cluster as its
+// ServiceAccount, serving on 127.0.0.1:KmetricsPort the certificate the
+// cluster CA signed for it.
+func (c *Cluster) KmetricsFlags() []string {
+	return []string{"--kubeconfig", c.Kubeconfig(), "--bind-address", "127.0.0.1", "--secure-port", c.cfg.KmetricsPort,
+		"--tls-cert-file", filepath.Join(c.Certs(), "kmetrics.crt"), "--tls-private-key-file", filepath.Join(c.Certs(), "kmetrics.key")}
+}
+
+// RootCAs holds the cluster CA, which signed kmetrics' and the kubelets'
+// serving certificates.
+func (c *Cluster) RootCAs(t testing.TB) *x509.CertPool {
+	pem, err := os.ReadFile(filepath.Join(c.Certs(), "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("no certificate in the cluster's ca.crt")
+	}
+	return pool
 }
 
 // Certs is the cluster's certificate directory (ca.crt, admin.*, kmetrics.*).
@@ -62,7 +97,7 @@ func Up(t testing.TB, cfg Config) *Cluster {
 		t.Fatal(err)
 	}
 	rest.QPS, rest.Burst = 200, 400
-	return &Cluster{Root: root, State: state, Admin: kubernetes.NewForConfigOrDie(rest)}
+	return &Cluster{Root: root, State: state, Admin: kubernetes.NewForConfigOrDie(rest), cfg: cfg}
 }
 
 // DurationEnv is $name as a duration, def when unset.
