@@ -9,7 +9,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # Fuzzing budgets in executions, not time: Go 1.26's fuzz coordinator can
 # report "context deadline exceeded" as a failure when a duration -fuzztime
 # ends while a worker is busy on a loaded machine (go.dev/issue/75804, fixed
-# in 1.27); a count has no deadline to race. About 20 s each on 2 idle cores
+# in 1.27); a count has no deadline to race. 7–15 s each on 2 idle cores
 # (measured here: ~1,000, 500, 1,100–2,300, 700, 1,500 execs/s); make fuzz runs 15×.
 FUZZSCALE ?= 1
 # Every Go command here builds as the image does (static, path-free): vet,

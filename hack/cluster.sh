@@ -9,7 +9,8 @@
 # KMETRICS_ETCD_PORT, KMETRICS_NODE_NET (e.g. 127.0.0 → nodes at .2, .3, …),
 # KMETRICS_POD_NET (e.g. 127.100 → node N's pods at 127.100.N.x),
 # KMETRICS_NODES (count), KMETRICS_PORT (where kmetrics serves on this
-# machine's address; the APIServices point there). Two states with different settings run side by side.
+# machine's address; the APIServices point there), KMETRICS_AUTHENTICATION_CONFIG
+# (the API server's --authentication-config). Two states with different settings run side by side.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,6 +78,11 @@ certs() {
 kubeconfig_admin() { client_kubeconfig "$KUBECONFIG_ADMIN" admin "$CERTS/admin"; }
 
 start_control_plane() {
+  # KMETRICS_AUTHENTICATION_CONFIG: an AuthenticationConfiguration (e.g. a
+  # JWT authenticator trusting an identity provider), as a cluster whose
+  # users sign in with OIDC has.
+  local authn=()
+  [ -n "${KMETRICS_AUTHENTICATION_CONFIG:-}" ] && authn=(--authentication-config "$KMETRICS_AUTHENTICATION_CONFIG")
   mkdir -p "$ETCD_DATA"
   start etcd "$K8S_BIN/etcd" --name kmetrics --data-dir "$ETCD_DATA" \
     --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -100,7 +106,7 @@ start_control_plane() {
     --requestheader-extra-headers-prefix X-Remote-Extra- \
     --proxy-client-cert-file "$CERTS/front-proxy-client.crt" --proxy-client-key-file "$CERTS/front-proxy-client.key" \
     --enable-aggregator-routing=true \
-    --endpoint-reconciler-type none
+    --endpoint-reconciler-type none "${authn[@]}"
   wait_for "kube-apiserver /readyz" 90 kube-apiserver kc get --raw /readyz
 
   start kube-controller-manager "$K8S_BIN/kube-controller-manager" \

@@ -37,11 +37,11 @@ func TestGrafanaClient(t *testing.T) {
 
 // runGrafanaClient runs test/grafana (Grafana's Prometheus data source
 // code) against kmetrics with token; expr must have the value want.
-func runGrafanaClient(t *testing.T, token, expr, want string) {
+func runGrafanaClient(t *testing.T, token, expr, want string, env ...string) {
 	t.Helper()
 	cmd := exec.Command("go", "test", "-count=1", "-v", ".")
 	cmd.Dir = filepath.Join(root, "test", "grafana")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), env...),
 		"KMETRICS_PROM_URL=https://127.0.0.1:"+kmetricsPort+"/prometheus",
 		"KMETRICS_CA="+filepath.Join(state, "certs", "ca.crt"),
 		"KMETRICS_TOKEN="+token,

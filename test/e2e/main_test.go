@@ -69,6 +69,13 @@ func run(m *testing.M) int {
 	// Every run starts from an empty cluster and TSDB: an earlier run's
 	// samples must not satisfy this run's waits.
 	_ = cluster("down")
+	// The cluster trusts an identity provider, as one whose users sign in
+	// to Grafana with OIDC does; it serves for as long as the cluster runs.
+	if err := startClusterIdentityProvider(filepath.Join(root, ".state", "e2e-authentication.yaml")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: starting the identity provider:", err)
+		return 1
+	}
+	defer oidc.close()
 	if err := cluster("up"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: bringing up the control plane:", err)
 		return 1

@@ -3,6 +3,9 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -36,7 +39,9 @@ func callerWithToken(token string) queryCaller {
 // ServiceMonitor with honorLabels cannot label series with another
 // namespace; a PrometheusRule cannot copy another namespace's series into
 // its own; a revoked RoleBinding takes effect; Grafana's client with a
-// team's token sees the team's namespaces.
+// team's token sees the team's namespaces, and so does a person signed in
+// through the cluster's identity provider, whose token Grafana forwards.
+// Tokens the provider did not issue to kmetrics' audience are refused.
 func TestNamespaceScopes(t *testing.T) {
 	t.Parallel()
 	for _, crd := range []string{"servicemonitors", "prometheusrules"} {
@@ -68,6 +73,16 @@ func TestNamespaceScopes(t *testing.T) {
 	nobody := serviceAccountToken(t, "default", "e2e-ten-nobody")
 	mustKubectl(t, "create", "clusterrolebinding", "e2e-ten-reader", "--clusterrole=kmetrics:query-reader", "--serviceaccount=default:e2e-ten-reader")
 	t.Cleanup(func() { _, _ = kubectl("delete", "clusterrolebinding", "e2e-ten-reader") })
+	// A person of team C, signed in through the company's identity provider
+	// (OIDC): the API server maps the token's groups to "oidc:<group>", and
+	// the platform team binds that group, as for any OIDC cluster.
+	teamC, err := oidc.token(idToken{email: "carol@team-c.example", groups: []string{"team-c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{tenA1, tenB} {
+		mustKubectl(t, "-n", ns, "create", "rolebinding", "team-c-view", "--clusterrole=view", "--group=oidc:team-c")
+	}
 
 	users := map[string]struct {
 		call    queryCaller
@@ -76,6 +91,7 @@ func TestNamespaceScopes(t *testing.T) {
 		"team A":         {callerWithToken(teamA), []string{tenA1, tenA2}},
 		"team B":         {callerWithToken(teamB), []string{tenB}},
 		"cluster reader": {callerWithToken(reader), []string{tenA1, tenA2, tenB, tenVictim}},
+		"team C (OIDC)":  {callerWithToken(teamC), []string{tenA1, tenB}},
 	}
 	// Everything the test asserts on is stored: each namespace's
 	// containers, both monitors' targets, the rules' results.
@@ -262,6 +278,48 @@ func TestNamespaceScopes(t *testing.T) {
 			return nil
 		})
 		runGrafanaClient(t, teamA, expr, "1")
+	})
+
+	t.Run("Grafana forwarding a signed-in user's OAuth identity sees the user's namespaces", func(t *testing.T) {
+		expr := `count(count by (namespace) (container_cpu_usage_seconds_total{namespace=~"e2e-ten-.*"}))`
+		eventually(t, 90*time.Second, "team C's two namespaces now and 20s ago", func() error {
+			for _, e := range []string{expr, strings.Replace(expr, "}))", "} offset 20s))", 1)} {
+				if code, body := callerWithToken(teamC)(t, http.MethodGet, "/query?query="+url.QueryEscape(e), nil); code != 200 || !strings.Contains(body, `"2"]`) {
+					return fmt.Errorf("%s: %d %.200s", e, code, body)
+				}
+			}
+			return nil
+		})
+		runGrafanaClient(t, teamC, expr, "2", "KMETRICS_FORWARD_OAUTH=1")
+	})
+
+	t.Run("tokens the identity provider did not issue to kmetrics' audience are refused", func(t *testing.T) {
+		other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name string
+			tok  idToken
+			want int
+		}{
+			// Signed with another key under the issuer's key ID.
+			{"forged signature", idToken{email: "carol@team-c.example", groups: []string{"team-c"}, signer: other}, http.StatusUnauthorized},
+			{"expired", idToken{email: "carol@team-c.example", groups: []string{"team-c"}, expiry: time.Now().Add(-10 * time.Minute)}, http.StatusUnauthorized},
+			// Issued to another client of the same provider.
+			{"another audience", idToken{email: "carol@team-c.example", groups: []string{"team-c"}, audience: "another-app"}, http.StatusUnauthorized},
+			// The provider's groups are prefixed: no token can name
+			// system:masters or a group the platform team bound.
+			{"claiming system:masters", idToken{email: "mallory@team-c.example", groups: []string{"system:masters", "system:authenticated"}}, http.StatusForbidden},
+		} {
+			token, err := oidc.token(tc.tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, body := callerWithToken(token)(t, http.MethodGet, "/query?query="+url.QueryEscape(`count(up)`), nil); code != tc.want {
+				t.Errorf("%s: %d %.200s, want %d", tc.name, code, body, tc.want)
+			}
+		}
 	})
 
 	// Last: a revoked RoleBinding takes effect within the scope cache's TTL

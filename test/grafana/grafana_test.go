@@ -6,6 +6,9 @@
 //	KMETRICS_PROM_URL  the data source URL, https://<kmetrics>/prometheus
 //	KMETRICS_CA        PEM file of the CA that signed kmetrics' certificate
 //	KMETRICS_TOKEN     a bearer token allowed the query API
+//	KMETRICS_FORWARD_OAUTH=1  the data source has "Forward OAuth identity"
+//	                   on and no token of its own: KMETRICS_TOKEN is the
+//	                   signed-in user's, which Grafana forwards per request
 //	KMETRICS_EXPR      an expression whose value is KMETRICS_WANT (±10%)
 package grafana
 
@@ -14,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -22,6 +26,7 @@ import (
 
 	"github.com/grafana/grafana-plugin-sdk-go/backend"
 	sdkhttpclient "github.com/grafana/grafana-plugin-sdk-go/backend/httpclient"
+	"github.com/grafana/grafana-plugin-sdk-go/backend/log"
 	"github.com/grafana/grafana-plugin-sdk-go/data"
 	"github.com/grafana/grafana/pkg/promlib"
 )
@@ -29,10 +34,13 @@ import (
 type env struct {
 	url, ca, token, expr string
 	want                 float64
+	// forwardOAuth: the token is the signed-in user's (oauthPassThru), not
+	// the data source's.
+	forwardOAuth bool
 }
 
 func readEnv(t *testing.T) env {
-	e := env{url: os.Getenv("KMETRICS_PROM_URL"), token: os.Getenv("KMETRICS_TOKEN"), expr: os.Getenv("KMETRICS_EXPR")}
+	e := env{url: os.Getenv("KMETRICS_PROM_URL"), token: os.Getenv("KMETRICS_TOKEN"), expr: os.Getenv("KMETRICS_EXPR"), forwardOAuth: os.Getenv("KMETRICS_FORWARD_OAUTH") == "1"}
 	if e.url == "" {
 		t.Skip("KMETRICS_PROM_URL not set: run through test/e2e")
 	}
@@ -48,18 +56,26 @@ func readEnv(t *testing.T) env {
 }
 
 // dataSource is a Grafana Prometheus data source as provisioned from
-// deploy/grafana: CA-verified TLS and a bearer token header.
+// deploy/grafana: CA-verified TLS and a bearer token header, or with
+// forwardOAuth the "Forward OAuth identity" switch (oauthPassThru) and no
+// credential of its own.
 func dataSource(e env, uid, method string) backend.PluginContext {
-	jsonData, _ := json.Marshal(map[string]any{
-		"httpMethod": method, "tlsAuthWithCACert": true, "httpHeaderName1": "Authorization", "timeInterval": "10s",
-	})
+	settings := map[string]any{"httpMethod": method, "tlsAuthWithCACert": true, "timeInterval": "10s"}
+	secure := map[string]string{"tlsCACert": e.ca}
+	if e.forwardOAuth {
+		settings["oauthPassThru"] = true
+	} else {
+		settings["httpHeaderName1"] = "Authorization"
+		secure["httpHeaderValue1"] = "Bearer " + e.token
+	}
+	jsonData, _ := json.Marshal(settings)
 	return backend.PluginContext{
 		OrgID:         1,
 		PluginID:      "prometheus",
 		GrafanaConfig: backend.NewGrafanaCfg(map[string]string{}),
 		DataSourceInstanceSettings: &backend.DataSourceInstanceSettings{
 			ID: 1, UID: uid, Type: "prometheus", Name: "kmetrics", URL: e.url, JSONData: jsonData,
-			DecryptedSecureJSONData: map[string]string{"tlsCACert": e.ca, "httpHeaderValue1": "Bearer " + e.token},
+			DecryptedSecureJSONData: secure,
 			Updated:                 time.Now(),
 		},
 	}
@@ -68,12 +84,13 @@ func dataSource(e env, uid, method string) backend.PluginContext {
 func TestGrafanaDataSource(t *testing.T) {
 	e := readEnv(t)
 	ctx := context.Background()
-	svc := promlib.NewService(sdkhttpclient.NewProvider(), backend.NewLoggerWith("logger", "promlib"), nil)
+	svc := promlib.NewService(sdkhttpclient.NewProvider(), backend.NewLoggerWith("logger", "promlib"), forwardHeaders(e))
 
 	for _, method := range []string{"POST", "GET"} {
 		pctx := dataSource(e, "kmetrics-"+strings.ToLower(method), method)
 		t.Run(method+"/save and test", func(t *testing.T) {
-			res, err := svc.CheckHealth(ctx, &backend.CheckHealthRequest{PluginContext: pctx})
+			req := &backend.CheckHealthRequest{PluginContext: pctx}
+			res, err := svc.CheckHealth(signedIn(ctx, e, req), req)
 			if err != nil || res.Status != backend.HealthStatusOk {
 				t.Fatalf("health check: %v %+v", err, res)
 			}
@@ -82,10 +99,11 @@ func TestGrafanaDataSource(t *testing.T) {
 			t.Run(method+"/"+kind+" panel query", func(t *testing.T) {
 				end := time.Now()
 				q, _ := json.Marshal(map[string]any{"refId": "A", "expr": e.expr, "instant": kind == "instant", "range": kind == "range", "interval": "10s"})
-				resp, err := svc.QueryData(ctx, &backend.QueryDataRequest{PluginContext: pctx, Queries: []backend.DataQuery{{
+				req := &backend.QueryDataRequest{PluginContext: pctx, Queries: []backend.DataQuery{{
 					RefID: "A", JSON: q, Interval: 10 * time.Second, MaxDataPoints: 100,
 					TimeRange: backend.TimeRange{From: end.Add(-3 * time.Minute), To: end},
-				}}})
+				}}}
+				resp, err := svc.QueryData(signedIn(ctx, e, req), req)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -95,11 +113,12 @@ func TestGrafanaDataSource(t *testing.T) {
 		t.Run(method+"/alerting query", func(t *testing.T) {
 			end := time.Now()
 			q, _ := json.Marshal(map[string]any{"refId": "B", "expr": e.expr, "instant": true})
-			resp, err := svc.QueryData(ctx, &backend.QueryDataRequest{
+			req := &backend.QueryDataRequest{
 				PluginContext: pctx,
 				Headers:       map[string]string{"FromAlert": "true"},
 				Queries:       []backend.DataQuery{{RefID: "B", JSON: q, TimeRange: backend.TimeRange{From: end.Add(-time.Minute), To: end}}},
-			})
+			}
+			resp, err := svc.QueryData(signedIn(ctx, e, req), req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +127,8 @@ func TestGrafanaDataSource(t *testing.T) {
 		for _, path := range []string{"api/v1/labels", "api/v1/label/__name__/values", "api/v1/series?match%5B%5D=up", "api/v1/metadata?limit=40000"} {
 			t.Run(method+"/resource "+path, func(t *testing.T) {
 				var got *backend.CallResourceResponse
-				err := svc.CallResource(ctx, &backend.CallResourceRequest{PluginContext: pctx, Path: strings.Split(path, "?")[0], Method: "GET", URL: path},
+				req := &backend.CallResourceRequest{PluginContext: pctx, Path: strings.Split(path, "?")[0], Method: "GET", URL: path}
+				err := svc.CallResource(signedIn(ctx, e, req), req,
 					backend.CallResourceResponseSenderFunc(func(r *backend.CallResourceResponse) error { got = r; return nil }))
 				if err != nil || got == nil || got.Status != 200 {
 					t.Fatalf("%v %+v", err, got)
@@ -126,6 +146,47 @@ func TestGrafanaDataSource(t *testing.T) {
 			})
 		}
 	}
+}
+
+// forwardHeaders is the data source's HTTP client option for "Forward OAuth
+// identity": forward the headers Grafana hands each request
+// (ForwardHTTPHeaders, set through promlib's own extension point as
+// Grafana's external Prometheus plugin sets it).
+func forwardHeaders(e env) promlib.ExtendOptions {
+	if !e.forwardOAuth {
+		return nil
+	}
+	return func(_ context.Context, _ backend.DataSourceInstanceSettings, opts *sdkhttpclient.Options, _ log.Logger) error {
+		opts.ForwardHTTPHeaders = true
+		return nil
+	}
+}
+
+// signedIn is what Grafana does with a request of a signed-in user when the
+// data source forwards OAuth identity: the user's token on the request
+// (backend.OAuthIdentityTokenHeaderName), and the SDK's header middleware
+// (unexported; the plugin server installs it) copying the request's headers
+// onto the data source's outgoing HTTP requests. Without forwardOAuth the
+// request goes as it is.
+func signedIn(ctx context.Context, e env, req backend.ForwardHTTPHeaders) context.Context {
+	if !e.forwardOAuth {
+		return ctx
+	}
+	req.SetHTTPHeader(backend.OAuthIdentityTokenHeaderName, "Bearer "+e.token)
+	headers := req.GetHTTPHeaders()
+	return sdkhttpclient.WithContextualMiddleware(ctx, sdkhttpclient.MiddlewareFunc(func(opts sdkhttpclient.Options, next http.RoundTripper) http.RoundTripper {
+		if !opts.ForwardHTTPHeaders {
+			return next
+		}
+		return sdkhttpclient.RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			for k, v := range headers {
+				if r.Header.Get(k) == "" {
+					r.Header[k] = v
+				}
+			}
+			return next.RoundTrip(r)
+		})
+	}))
 }
 
 // checkValue wants the last value of every frame within 10% of want.
