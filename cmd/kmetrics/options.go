@@ -198,7 +198,7 @@ func (o *options) flags() flag.NamedFlagSets {
 
 	ss := fss.FlagSet("storage")
 	ss.StringVar(&o.tsdbPath, "storage.tsdb.path", o.tsdbPath, "Directory of the embedded TSDB (a persistent volume in a cluster).")
-	ss.Int64Var(&o.tsdbMaxExemplars, "storage.exemplars.exemplars-limit", o.tsdbMaxExemplars, "Exemplars kept in memory (a ring shared by all series, about 100 bytes each; served by query_exemplars); 0 stores none.")
+	ss.Int64Var(&o.tsdbMaxExemplars, "storage.exemplars.exemplars-limit", o.tsdbMaxExemplars, "Most exemplars kept in memory (a ring shared by all series, about 64 bytes each, served by query_exemplars: it starts at 1,024 and doubles as exemplars arrive, up to this); 0 stores none.")
 	ss.Var(&o.tsdbRetentionTime, "storage.tsdb.retention.time", "How long samples are kept (Prometheus duration, e.g. 15d).")
 	ss.StringVar(&o.tsdbRetentionSize, "storage.tsdb.retention.size", "", "Largest size of persisted blocks before the oldest are deleted (e.g. 512MB); empty means no limit.")
 	ss.DurationVar(&o.futureTolerance, "storage.future-tolerance", o.futureTolerance, "How far ahead of kmetrics' clock a sample may be; later ones are refused (a kubelet whose clock runs further ahead is refused whole). At most 30m.")
