@@ -118,6 +118,53 @@ func TestFootprint(t *testing.T) {
 			p.name, p.medianRSS()/(1<<20), p.medianRSS()/ms.medianRSS(), p.medianAnon()/(1<<20), p.medianAnon()/ms.medianAnon(), p.cpu, p.cpu/ms.cpu)
 	}
 	t.Logf("RESULT kmetrics Go runtime at the end: %s", runtimeFigures)
+	for _, p := range procs {
+		t.Logf("RESULT %-15s resident at the end by mapping: %s", p.name, residentByMapping(t, p.cmd.Process.Pid))
+	}
+}
+
+// residentByMapping sums /proc/pid/smaps' Rss by what is mapped: the
+// binary's text (r-xp), read-only data (r--p: type data, the pclntab the
+// runtime reads to walk stacks) and data (rw-p), other files (the TSDB's
+// memory-mapped chunks) and anonymous memory (the heap, stacks).
+func residentByMapping(t *testing.T, pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		t.Fatalf("process %d: %v", pid, err)
+	}
+	binary, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		t.Fatalf("process %d: %v", pid, err)
+	}
+	order := []string{"binary r-xp", "binary r--p", "binary rw-p", "other files", "anonymous"}
+	kb := map[string]float64{}
+	kind := ""
+	for _, l := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4:
+			path := ""
+			if len(f) >= 6 {
+				path = f[5]
+			}
+			switch {
+			case path == binary:
+				kind = "binary " + f[1]
+			case strings.HasPrefix(path, "/"):
+				kind = "other files"
+			default:
+				kind = "anonymous"
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			v, _ := strconv.ParseFloat(f[1], 64)
+			kb[kind] += v
+		}
+	}
+	var parts []string
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%s %.1f MiB", k, kb[k]/1024))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // goRuntime is the Go runtime's memory figures from a /metrics.
@@ -233,6 +280,11 @@ func start(t *testing.T, state, name, bin string, args ...string) *process {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if name == "kmetrics" {
+		// FOOTPRINT_KMETRICS_ENV, e.g. "GOGC=50": the Go runtime settings
+		// to compare.
+		cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("FOOTPRINT_KMETRICS_ENV"))...)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
