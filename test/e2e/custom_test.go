@@ -255,7 +255,8 @@ func TestCustomMetricsReload(t *testing.T) {
 	if err := os.WriteFile(metricsConfig(), []byte(withRule+"\n  bogus: field\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Minute, "the invalid config refused", func() error {
+	// Read from kmetrics' stored self-metrics (every 30s).
+	eventually(t, 2*time.Minute, "the invalid config refused", func() error {
 		if v := queryScalar(t, `kmetrics_custom_metrics_config_last_reload_successful`); v != 0 {
 			return fmt.Errorf("last_reload_successful = %v", v)
 		}

@@ -111,6 +111,10 @@ func TestFootprint(t *testing.T) {
 	kmetricsBase := "https://127.0.0.1:" + kmetricsPort
 	runtimeFigures := goRuntime(t, client, kmetricsBase)
 	saveProfile(t, client, kmetricsBase+"/debug/pprof/heap", filepath.Join(root, "bench-footprint-kmetrics.heap.prof"))
+	// Where its CPU goes, over the minute after the measurement (so the
+	// profiler's own cost is not in the figures above):
+	// go tool pprof -top bench-footprint-kmetrics.cpu.prof
+	saveProfile(t, client, kmetricsBase+"/debug/pprof/profile?seconds=60", filepath.Join(root, "bench-footprint-kmetrics.cpu.prof"))
 	ms := procs[1]
 	t.Logf("RESULT nodes=%d pods=%d resolution=%s duration=%v samples=%d", nodes, pods, resolution, duration, len(ms.rss))
 	for _, p := range procs {
@@ -192,7 +196,9 @@ func goRuntime(t *testing.T, c *http.Client, base string) string {
 }
 
 func saveProfile(t *testing.T, c *http.Client, url, path string) {
-	resp, err := c.Get(url)
+	long := *c
+	long.Timeout = 2 * time.Minute // a CPU profile takes its seconds
+	resp, err := long.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
