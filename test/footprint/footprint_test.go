@@ -79,8 +79,11 @@ func TestFootprint(t *testing.T) {
 			"--storage.tsdb.path", filepath.Join(state, "prometheus"), "--web.listen-address", "127.0.0.1:"+prometheusPort),
 	}
 	client := httpsClient(t, c)
-	benchcluster.Eventually(t, "kmetrics serves every pod", 3*time.Minute, func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) })
-	benchcluster.Eventually(t, "metrics-server serves every pod", 3*time.Minute, func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) })
+	// The controllers create, the scheduler binds and kwok starts every
+	// pod first: a 100-node × 30-pod cluster needs longer than 3 minutes.
+	settle := max(3*time.Minute, time.Duration(pods)*100*time.Millisecond)
+	benchcluster.Eventually(t, "kmetrics serves every pod", settle, func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) })
+	benchcluster.Eventually(t, "metrics-server serves every pod", settle, func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) })
 	benchcluster.Eventually(t, "Prometheus scrapes every kubelet", 3*time.Minute, func() error { return prometheusUp(nodes) })
 
 	time.Sleep(warmup)
