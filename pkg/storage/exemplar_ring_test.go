@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -138,5 +140,23 @@ func TestExemplarRingBelowTheFirstSize(t *testing.T) {
 	appendExemplars(t, d, 0, 50)
 	if got := storedExemplars(t, d); got != 10 {
 		t.Errorf("%d exemplars stored, want the limit 10", got)
+	}
+}
+
+// TestExemplarRingSizeFile: the remembered size is a hint an operator may
+// have edited or a crash truncated; anything unreadable opens the first
+// size, anything above the limit opens the limit.
+func TestExemplarRingSizeFile(t *testing.T) {
+	for _, tc := range []struct {
+		content string
+		want    int64
+	}{{"", minExemplarRing}, {"garbage\n", minExemplarRing}, {"-5\n", minExemplarRing}, {"100\n", minExemplarRing}, {"4096\n", 4096}, {"99999999999\n", 50000}} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, exemplarRingFile), []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := newExemplarRing(dir, 50000).openSize(); got != tc.want {
+			t.Errorf("%q: opens %d entries, want %d", tc.content, got, tc.want)
+		}
 	}
 }
