@@ -64,18 +64,20 @@ func TestFootprint(t *testing.T) {
 		t.Fatal(err)
 	}
 	procs := []*process{
-		start(t, state, "kmetrics", filepath.Join(root, "bin", "kmetrics"), append(c.KmetricsFlags(),
+		// FOOTPRINT_KMETRICS_ENV, e.g. "GOGC=50": the Go runtime
+		// settings to compare.
+		start(t, state, "kmetrics", strings.Fields(os.Getenv("FOOTPRINT_KMETRICS_ENV")), filepath.Join(root, "bin", "kmetrics"), append(c.KmetricsFlags(),
 			"--storage.tsdb.path", filepath.Join(state, "tsdb"), "--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
 			"--rules.file", filepath.Join(root, "deploy", "base", "rules", "*.yaml"))...),
 		// As its components.yaml runs it, with the kubelets' CA verified
 		// (kmetrics verifies it too).
-		start(t, state, "metrics-server", msBin,
+		start(t, state, "metrics-server", nil, msBin,
 			"--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig, "--authorization-kubeconfig", kubeconfig,
 			"--bind-address", "127.0.0.1", "--secure-port", msPort,
 			"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
 			"--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
 			"--kubelet-preferred-address-types", "InternalIP", "--kubelet-certificate-authority", filepath.Join(certs, "ca.crt")),
-		start(t, state, "prometheus", promBin, "--config.file", prometheusConfig(t, state, c.KubeletAddresses(), certs, tokenFile),
+		start(t, state, "prometheus", nil, promBin, "--config.file", prometheusConfig(t, state, c.KubeletAddresses(), certs, tokenFile),
 			"--storage.tsdb.path", filepath.Join(state, "prometheus"), "--web.listen-address", "127.0.0.1:"+prometheusPort),
 	}
 	client := httpsClient(t, c)
@@ -282,18 +284,15 @@ type process struct {
 	cpu      float64
 }
 
-func start(t *testing.T, state, name, bin string, args ...string) *process {
+// start runs bin with args, its environment this one's plus env.
+func start(t *testing.T, state, name string, env []string, bin string, args ...string) *process {
 	log, err := os.Create(filepath.Join(state, "logs", name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
-	if name == "kmetrics" {
-		// FOOTPRINT_KMETRICS_ENV, e.g. "GOGC=50": the Go runtime settings
-		// to compare.
-		cmd.Env = append(os.Environ(), strings.Fields(os.Getenv("FOOTPRINT_KMETRICS_ENV"))...)
-	}
+	cmd.Env = append(os.Environ(), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
