@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -139,6 +140,10 @@ var oidc *oidcIssuer
 func startClusterIdentityProvider(path string) error {
 	var err error
 	if oidc, err = startOIDCIssuer(); err != nil {
+		return err
+	}
+	// A fresh clone has no .state yet: hack/cluster.sh makes it later.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	if err := os.WriteFile(path, oidc.authenticationConfig(k8sMinor), 0o600); err != nil {
