@@ -27,6 +27,9 @@ type family[T any] struct {
 // exposition writes the text format, family by family.
 type exposition struct {
 	b *bytes.Buffer
+	// flush, when set, takes each family's text once written; it may reset
+	// b, so the exposition is never held whole.
+	flush func() error
 }
 
 func (e *exposition) header(name, help string, typ metricType) {
@@ -86,7 +89,7 @@ func escapeLabelValue(b *bytes.Buffer, s string) {
 // samples grouped under the family's HELP and TYPE, as the format requires.
 // Each object's own labels are built once, not once per family, and one
 // emitter serves a family's objects: this runs for every object every write.
-func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T]) {
+func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T]) error {
 	bases := make([][]string, len(objs))
 	for i, o := range objs {
 		bases[i] = base(o)
@@ -100,7 +103,13 @@ func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, famil
 			em.base = bases[i]
 			f.gen(o, emit)
 		}
+		if e.flush != nil {
+			if err := e.flush(); err != nil {
+				return err
+			}
+		}
 	}
+	return nil
 }
 
 // emitter writes samples of one family for the object at hand.

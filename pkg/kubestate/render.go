@@ -199,8 +199,7 @@ func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, famil
 			}
 			return strings.Compare(a.GetName(), b.GetName())
 		})
-		renderFamilies(e, objs, base, fs)
-		return nil
+		return renderFamilies(e, objs, base, fs)
 	})
 }
 
@@ -219,8 +218,13 @@ func (c Config) Allowed(name string) bool {
 }
 
 // Render writes the exposition of every enabled resource into b.
-func (r *Renderer) Render(b *bytes.Buffer) error {
-	e := &exposition{b: b}
+func (r *Renderer) Render(b *bytes.Buffer) error { return r.RenderFamilies(b, nil) }
+
+// RenderFamilies writes the exposition into b and, when flush is set, calls
+// it after each family: flush may take b's text and reset it, so a large
+// cluster's exposition (tens of MB at 100,000 pods) is never held whole.
+func (r *Renderer) RenderFamilies(b *bytes.Buffer, flush func() error) error {
+	e := &exposition{b: b, flush: flush}
 	for _, render := range r.renders {
 		if err := render(e); err != nil {
 			return err

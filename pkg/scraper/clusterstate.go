@@ -14,9 +14,10 @@ import (
 // built for kube-state-metrics select them.
 const JobClusterState = "kube-state-metrics"
 
-// StateRenderer writes cluster state as a text exposition (pkg/kubestate).
+// StateRenderer writes cluster state as a text exposition (pkg/kubestate),
+// calling flush after each family.
 type StateRenderer interface {
-	Render(b *bytes.Buffer) error
+	RenderFamilies(b *bytes.Buffer, flush func() error) error
 }
 
 // ClusterState stores kube-state-metrics' series, rendered from informers,
@@ -48,10 +49,29 @@ func (c *ClusterState) Run(ctx context.Context, interval time.Duration) {
 	runEvery(ctx, interval, "Writing cluster-state series", c.writeOnce)
 }
 
+// writeOnce parses the exposition family by family as it is rendered (the
+// buffer holds one family, not the cluster's), then stores it whole or not
+// at all, as a scrape.
 func (c *ClusterState) writeOnce(ctx context.Context, now time.Time) error {
+	c.target.beginParse(now)
 	c.buf.Reset()
-	if err := c.renderer.Render(&c.buf); err != nil {
+	flush := func() error {
+		err := c.target.parseBody(c.buf.Bytes(), textContentType)
+		c.buf.Reset()
 		return err
 	}
-	return storeExposition(ctx, c.db, c.target, c.buf.Bytes(), now)
+	if err := c.renderer.RenderFamilies(&c.buf, flush); err != nil {
+		return err
+	}
+	if c.buf.Len() > 0 {
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	app := c.db.Appender(ctx)
+	if _, err := c.target.finishParse(app); err != nil {
+		_ = app.Rollback()
+		return err
+	}
+	return app.Commit()
 }

@@ -1,7 +1,11 @@
 package scraper
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"testing"
@@ -10,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
@@ -99,5 +104,82 @@ func TestClusterStateSeries(t *testing.T) {
 		if !isStale(pts[len(pts)-1]) {
 			t.Errorf("%s of a deleted pod not marked stale", lset)
 		}
+	}
+}
+
+// The writer parses the exposition family by family as it is rendered: its
+// buffer holds the largest family, not the cluster's whole exposition.
+func TestClusterStateHoldsOneFamilyAtATime(t *testing.T) {
+	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	for i := range 2000 {
+		_ = pods.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("pod-%d", i), UID: types.UID(fmt.Sprint(i))},
+			Spec:   corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "main"}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning}})
+	}
+	r := kubestate.NewRenderer(kubestate.Config{}, kubestate.Sources{Pods: corelisters.NewPodLister(pods)})
+	var whole bytes.Buffer
+	if err := r.Render(&whole); err != nil {
+		t.Fatal(err)
+	}
+	cs := NewClusterState(r, db)
+	if err := cs.writeOnce(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := (&testEnv{db: db}).samples(t, eq("__name__", "kube_pod_info")); len(got) != 2000 {
+		t.Errorf("%d kube_pod_info series stored, want 2000", len(got))
+	}
+	largest := 0
+	for _, family := range strings.Split(whole.String(), "# HELP ") {
+		largest = max(largest, len(family))
+	}
+	// A bytes.Buffer grows by doubling: twice the largest family at most.
+	if cs.buf.Cap() > 2*largest {
+		t.Errorf("the writer's buffer grew to %d bytes for a %d-byte exposition whose largest family is %d bytes: it holds more than a family", cs.buf.Cap(), whole.Len(), largest)
+	}
+}
+
+// partsRenderer renders fixed families, flushing after each.
+type partsRenderer []string
+
+func (p partsRenderer) RenderFamilies(b *bytes.Buffer, flush func() error) error {
+	for _, part := range p {
+		b.WriteString(part)
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A family that does not parse costs the whole write, as a broken scrape
+// does: the families parsed before it are not stored either, and the next
+// good write stores everything.
+func TestClusterStateIsStoredWholeOrNotAtAll(t *testing.T) {
+	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	env := &testEnv{db: db}
+	good := "# TYPE kube_a gauge\nkube_a{pod=\"p\"} 1\n"
+	cs := NewClusterState(partsRenderer{good, "# TYPE kube_b gauge\nkube_b{pod=\"p\" 1\n"}, db)
+	now := time.Now()
+	if err := cs.writeOnce(context.Background(), now); !errors.Is(err, errBody) {
+		t.Fatalf("writing a broken family: %v, want a body error", err)
+	}
+	if got := env.samples(t, eq("job", JobClusterState)); len(got) != 0 {
+		t.Fatalf("a failed write stored %v", got)
+	}
+	cs.renderer = partsRenderer{good, "# TYPE kube_b gauge\nkube_b{pod=\"p\"} 2\n"}
+	if err := cs.writeOnce(context.Background(), now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got := env.samples(t, eq("job", JobClusterState)); len(got) != 2 {
+		t.Errorf("stored %v, want kube_a and kube_b", got)
 	}
 }

@@ -74,11 +74,14 @@ func runEvery(ctx context.Context, interval time.Duration, what string, f func(c
 	}
 }
 
+// textContentType is the text format's, of locally rendered expositions.
+const textContentType = "text/plain; version=0.0.4"
+
 // storeExposition stores a locally rendered exposition through the scrape
 // path: whole or nothing, with staleness markers for series that went away.
 func storeExposition(ctx context.Context, db Appendable, t *target, body []byte, now time.Time) error {
 	app := db.Appender(ctx)
-	if _, err := t.appendBody(app, body, "text/plain; version=0.0.4", now); err != nil {
+	if _, err := t.appendBody(app, body, textContentType, now); err != nil {
 		_ = app.Rollback()
 		return err
 	}

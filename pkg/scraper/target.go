@@ -44,6 +44,8 @@ var resourceKinds = map[string]resourceKind{
 // seriesEntry caches what one exposed series maps to, keyed by its raw text,
 // so a steady-state scrape parses no labels and looks up no series.
 type seriesEntry struct {
+	// lset is the stored series' labels (the head keeps the same memory for
+	// the series it creates); series never stored have none.
 	lset labels.Labels
 	ref  promstorage.SeriesRef
 	kind resourceKind
@@ -95,6 +97,7 @@ type target struct {
 	samples      []parsedSample
 	containers   []storage.ContainerSample
 	builder      labels.Builder
+	pass         parsePass
 	report       [len(reportNames)]*seriesEntry
 	// newest is the newest timestamp appended: staleness markers go after
 	// it (a marker in the same millisecond as a sample would be refused).
@@ -164,7 +167,35 @@ var errBody = errors.New("invalid metrics body")
 // appendBody parses a whole scrape body and, only if all of it parses,
 // appends its samples (and staleness markers for series that disappeared)
 // to app. It never commits: the caller commits or rolls back.
-func (t *target) appendBody(app promstorage.Appender, body []byte, contentType string, now time.Time) (res scrapeResult, err error) {
+func (t *target) appendBody(app promstorage.Appender, body []byte, contentType string, now time.Time) (scrapeResult, error) {
+	t.beginParse(now)
+	if err := t.parseBody(body, contentType); err != nil {
+		return scrapeResult{duplicates: t.pass.duplicates}, err
+	}
+	return t.finishParse(app)
+}
+
+// parsePass is one scrape's parse, over one body or several (a rendered
+// exposition written family by family).
+type parsePass struct {
+	parse      uint64 // t.parses of this pass
+	nowMs      int64
+	ahead      int64 // the most a sample's timestamp is ahead of now (ms)
+	duplicates int
+}
+
+// beginParse starts a scrape's parse: parseBody takes its body, or its
+// parts in turn, and finishParse appends what they held.
+func (t *target) beginParse(now time.Time) {
+	t.parses++
+	t.pass = parsePass{parse: t.parses, nowMs: now.UnixMilli()}
+	t.samples = t.samples[:0]
+	t.pendingMeta = t.pendingMeta[:0]
+}
+
+// parseBody parses one body (or part of one) of the pass begun. body may be
+// reused once it returns: what is kept of it is copied.
+func (t *target) parseBody(body []byte, contentType string) (err error) {
 	defer func() {
 		// The parsers are not meant to panic; if one does, it costs this
 		// scrape, not the process.
@@ -173,33 +204,25 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 		}
 	}()
 	if len(body) == 0 {
-		return res, fmt.Errorf("%w: empty response", errBody)
+		return fmt.Errorf("%w: empty response", errBody)
 	}
 	if i := bytes.IndexByte(body, 0); i >= 0 {
 		// The text lexer reads a NUL byte as end of input and would
 		// silently drop the rest.
-		return res, fmt.Errorf("%w: NUL byte at offset %d", errBody, i)
+		return fmt.Errorf("%w: NUL byte at offset %d", errBody, i)
 	}
 	p, err := textparse.New(body, contentType, t.symbols, textparse.ParserOptions{FallbackContentType: "text/plain"})
 	if p == nil {
-		return res, fmt.Errorf("%w: %v", errBody, err)
+		return fmt.Errorf("%w: %v", errBody, err)
 	}
-	nowMs := now.UnixMilli()
-	var ahead int64 // the most a sample's timestamp is ahead of now (ms)
-	gen := t.gen + 1
-	t.parses++
-	parse := t.parses
-	t.samples = t.samples[:0]
-	t.pendingMeta = t.pendingMeta[:0]
-	res.containers = t.containers[:0]
-	defer func() { t.containers = res.containers }()
+	pass := &t.pass
 	for {
 		entry, err := p.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return res, fmt.Errorf("%w: %v", errBody, err)
+			return fmt.Errorf("%w: %v", errBody, err)
 		}
 		if entry != textparse.EntrySeries {
 			// Native histograms are not stored; types, help and units go
@@ -213,21 +236,31 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			e = t.newEntry(p)
 			t.cache[string(raw)] = e
 		}
-		if e.parsed == parse {
-			res.duplicates++
+		if e.parsed == pass.parse {
+			pass.duplicates++
 			continue
 		}
-		e.parsed = parse
+		e.parsed = pass.parse
 		if e.kind == kindDropped {
 			continue
 		}
-		st := nowMs
+		st := pass.nowMs
 		if ts != nil {
 			st = *ts
-			ahead = max(ahead, st-nowMs)
+			pass.ahead = max(pass.ahead, st-pass.nowMs)
 		}
 		t.samples = append(t.samples, parsedSample{e: e, t: st, v: v})
 	}
+}
+
+// finishParse appends the samples of the pass's bodies, and staleness
+// markers for the series they no longer hold.
+func (t *target) finishParse(app promstorage.Appender) (res scrapeResult, err error) {
+	parse, nowMs, ahead := t.pass.parse, t.pass.nowMs, t.pass.ahead
+	gen := t.gen + 1
+	res.duplicates = t.pass.duplicates
+	res.containers = t.containers[:0]
+	defer func() { t.containers = res.containers }()
 	res.samples = len(t.samples)
 	res.clockAhead = time.Duration(ahead) * time.Millisecond
 	if t.maxAhead > 0 && res.clockAhead > t.maxAhead {
@@ -333,12 +366,17 @@ func (t *target) appendOne(app promstorage.Appender, e *seriesEntry, ts int64, v
 		e.ref = ref
 		t.newest = max(t.newest, ts)
 		return true, nil
-	case errors.Is(err, promstorage.ErrOutOfOrderSample), errors.Is(err, promstorage.ErrOutOfBounds),
-		errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp), errors.Is(err, promstorage.ErrTooOldSample):
+	case refusedSample(err):
 		return false, nil
 	default:
 		return false, fmt.Errorf("appending %s: %w", e.lset, err)
 	}
+}
+
+// refusedSample is an append the TSDB refused for the sample's timestamp.
+func refusedSample(err error) bool {
+	return errors.Is(err, promstorage.ErrOutOfOrderSample) || errors.Is(err, promstorage.ErrOutOfBounds) ||
+		errors.Is(err, promstorage.ErrDuplicateSampleForTimestamp) || errors.Is(err, promstorage.ErrTooOldSample)
 }
 
 // newEntry builds the cache entry of the parser's current series: its labels
@@ -346,16 +384,7 @@ func (t *target) appendOne(app promstorage.Appender, e *seriesEntry, ts int64, v
 func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 	var scraped labels.Labels
 	p.Labels(&scraped)
-	t.builder.Reset(scraped)
-	// As Prometheus does without honor_labels: a scraped label that collides
-	// with a target label is kept as exported_<name>.
-	t.targetLabels.Range(func(l labels.Label) {
-		if v := scraped.Get(l.Name); v != "" {
-			t.builder.Set("exported_"+l.Name, v)
-		}
-		t.builder.Set(l.Name, l.Value)
-	})
-	e := &seriesEntry{lset: t.builder.Labels()}
+	e := &seriesEntry{}
 	name := scraped.Get(labels.MetricName)
 	if t.keep != nil && !t.keep(name) {
 		e.kind = kindDropped
@@ -364,6 +393,9 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 	if t.indexed {
 		e.kind = resourceKinds[name]
 		e.indexOnly = t.indexOnly != nil && t.indexOnly(name)
+	}
+	if e.stored() {
+		e.lset = t.withTargetLabels(scraped)
 	}
 	switch e.kind {
 	case kindContainerCPU, kindContainerMemory, kindContainerStart:
@@ -384,6 +416,20 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 		e.slot = slot
 	}
 	return e
+}
+
+// withTargetLabels is a scraped series' stored labels: the target's
+// attached, as Prometheus does without honor_labels (a scraped label that
+// collides with a target label is kept as exported_<name>).
+func (t *target) withTargetLabels(scraped labels.Labels) labels.Labels {
+	t.builder.Reset(scraped)
+	t.targetLabels.Range(func(l labels.Label) {
+		if v := scraped.Get(l.Name); v != "" {
+			t.builder.Set("exported_"+l.Name, v)
+		}
+		t.builder.Set(l.Name, l.Value)
+	})
+	return t.builder.Labels()
 }
 
 // observe hands a resource sample to the index's view of this scrape.
