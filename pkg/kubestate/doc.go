@@ -4,7 +4,8 @@
 // written for kube-state-metrics work on kmetrics' store unchanged.
 //
 // A resource that is not enabled is never listed or watched; a family that
-// is denied is never rendered. Rendering is a pure function of the caches:
-// the caller stores the exposition (whole or nothing, with staleness for
-// objects that went away) the way it stores a scrape.
+// is denied is never rendered. Rendering is a pure function of the caches,
+// handed family by family to a Sink: the text format (Render), or the
+// caller's writer, which stores the series directly (whole or nothing, with
+// staleness for objects that went away) as it would a scrape of the text.
 package kubestate

@@ -24,15 +24,24 @@ type family[T any] struct {
 	gen        func(o T, emit emitFunc)
 }
 
-// exposition writes the text format, family by family.
-type exposition struct {
-	b *bytes.Buffer
-	// flush, when set, takes each family's text once written; it may reset
-	// b, so the exposition is never held whole.
-	flush func() error
+// Sink takes rendered cluster state, family by family: the family's
+// header, its samples, then EndFamily. A sample's labels are name/value
+// pairs, the object's own (base) then the sample's (kv); a pair with an
+// empty value is absent, as Prometheus treats it. The slices are valid only
+// during the call.
+type Sink interface {
+	Family(name, help, typ string)
+	Sample(name string, v float64, base, kv []string)
+	// EndFamily ends the family; an error stops the rendering.
+	EndFamily() error
 }
 
-func (e *exposition) header(name, help string, typ metricType) {
+// textSink writes the text format.
+type textSink struct {
+	b *bytes.Buffer
+}
+
+func (e textSink) Family(name, help, typ string) {
 	e.b.WriteString("# HELP ")
 	e.b.WriteString(name)
 	e.b.WriteByte(' ')
@@ -40,14 +49,13 @@ func (e *exposition) header(name, help string, typ metricType) {
 	e.b.WriteString("\n# TYPE ")
 	e.b.WriteString(name)
 	e.b.WriteByte(' ')
-	e.b.WriteString(string(typ))
+	e.b.WriteString(typ)
 	e.b.WriteByte('\n')
 }
 
-// sample writes one line: name{base…, kv…} v. A label with an empty value
-// is written as kube-state-metrics writes it (label=""), which the store
-// treats as absent, as Prometheus does.
-func (e *exposition) sample(name string, v float64, base, kv []string) {
+// Sample writes one line: name{base…, kv…} v. A label with an empty value
+// is written as kube-state-metrics writes it (label="").
+func (e textSink) Sample(name string, v float64, base, kv []string) {
 	b := e.b
 	b.WriteString(name)
 	b.WriteByte('{')
@@ -69,6 +77,8 @@ func (e *exposition) sample(name string, v float64, base, kv []string) {
 	b.WriteByte('\n')
 }
 
+func (textSink) EndFamily() error { return nil }
+
 // escapeLabelValue escapes as the text format requires: \\, \" and \n.
 func escapeLabelValue(b *bytes.Buffer, s string) {
 	for i := 0; i < len(s); i++ {
@@ -89,24 +99,22 @@ func escapeLabelValue(b *bytes.Buffer, s string) {
 // samples grouped under the family's HELP and TYPE, as the format requires.
 // Each object's own labels are built once, not once per family, and one
 // emitter serves a family's objects: this runs for every object every write.
-func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, families []family[T]) error {
+func renderFamilies[T any](s Sink, objs []T, base func(T) []string, families []family[T]) error {
 	bases := make([][]string, len(objs))
 	for i, o := range objs {
 		bases[i] = base(o)
 	}
-	em := &emitter{e: e}
+	em := &emitter{s: s}
 	emit := em.emit
 	for _, f := range families {
-		e.header(f.name, f.help, f.typ)
+		s.Family(f.name, f.help, string(f.typ))
 		em.name = f.name
 		for i, o := range objs {
 			em.base = bases[i]
 			f.gen(o, emit)
 		}
-		if e.flush != nil {
-			if err := e.flush(); err != nil {
-				return err
-			}
+		if err := s.EndFamily(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -114,12 +122,12 @@ func renderFamilies[T any](e *exposition, objs []T, base func(T) []string, famil
 
 // emitter writes samples of one family for the object at hand.
 type emitter struct {
-	e    *exposition
+	s    Sink
 	name string
 	base []string
 }
 
-func (m *emitter) emit(v float64, kv ...string) { m.e.sample(m.name, v, m.base, kv) }
+func (m *emitter) emit(v float64, kv ...string) { m.s.Sample(m.name, v, m.base, kv) }
 
 func boolValue(b bool) float64 {
 	if b {

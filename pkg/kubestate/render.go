@@ -145,7 +145,7 @@ type Lister[T any] interface {
 
 // Renderer writes the exposition of every enabled resource.
 type Renderer struct {
-	renders  []func(e *exposition) error
+	renders  []func(s Sink) error
 	families []string
 }
 
@@ -186,7 +186,7 @@ func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, famil
 	for _, f := range fs {
 		r.families = append(r.families, f.name)
 	}
-	r.renders = append(r.renders, func(e *exposition) error {
+	r.renders = append(r.renders, func(s Sink) error {
 		objs, err := l.List(k8slabels.Everything())
 		if err != nil {
 			return err
@@ -199,7 +199,7 @@ func add[T metav1.Object](r *Renderer, l Lister[T], base func(T) []string, famil
 			}
 			return strings.Compare(a.GetName(), b.GetName())
 		})
-		return renderFamilies(e, objs, base, fs)
+		return renderFamilies(s, objs, base, fs)
 	})
 }
 
@@ -217,16 +217,14 @@ func (c Config) Allowed(name string) bool {
 	return allowed
 }
 
-// Render writes the exposition of every enabled resource into b.
-func (r *Renderer) Render(b *bytes.Buffer) error { return r.RenderFamilies(b, nil) }
+// Render writes the exposition of every enabled resource into b, in the
+// text format.
+func (r *Renderer) Render(b *bytes.Buffer) error { return r.RenderTo(textSink{b}) }
 
-// RenderFamilies writes the exposition into b and, when flush is set, calls
-// it after each family: flush may take b's text and reset it, so a large
-// cluster's exposition (tens of MB at 100,000 pods) is never held whole.
-func (r *Renderer) RenderFamilies(b *bytes.Buffer, flush func() error) error {
-	e := &exposition{b: b, flush: flush}
+// RenderTo hands every enabled resource's families to s.
+func (r *Renderer) RenderTo(s Sink) error {
 	for _, render := range r.renders {
-		if err := render(e); err != nil {
+		if err := render(s); err != nil {
 			return err
 		}
 	}

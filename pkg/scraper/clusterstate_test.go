@@ -3,8 +3,9 @@ package scraper
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -107,79 +108,164 @@ func TestClusterStateSeries(t *testing.T) {
 	}
 }
 
-// The writer parses the exposition family by family as it is rendered: its
-// buffer holds the largest family, not the cluster's whole exposition.
-func TestClusterStateHoldsOneFamilyAtATime(t *testing.T) {
+// openTestDB is a TSDB in a temporary directory.
+func openTestDB(t *testing.T) *storage.DB {
+	t.Helper()
 	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// The writer stores exactly what kube-state-metrics' text exposition of the
+// same objects stores when scraped: the same series, labels and values,
+// escapes included, and the same type and help.
+func TestClusterStateStoresWhatItsExpositionWould(t *testing.T) {
 	pods := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	for i := range 2000 {
-		_ = pods.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("pod-%d", i), UID: types.UID(fmt.Sprint(i))},
-			Spec:   corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "main"}}},
-			Status: corev1.PodStatus{Phase: corev1.PodRunning}})
+	for i := range 300 {
+		_ = pods.Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("ns-%d", i%7), Name: fmt.Sprintf("pod-%d", i), UID: types.UID(fmt.Sprint(i)),
+			Labels:      map[string]string{"app": fmt.Sprintf("a%d", i%5), "job": "batch", "note": "say \"hi\"\n"},
+			Annotations: map[string]string{"team": "t" + fmt.Sprint(i%3), "empty": ""}},
+			Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "main", Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m")}}}}},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "main", RestartCount: int32(i % 4), Ready: i%2 == 0}}}})
 	}
-	r := kubestate.NewRenderer(kubestate.Config{}, kubestate.Sources{Pods: corelisters.NewPodLister(pods)})
-	var whole bytes.Buffer
-	if err := r.Render(&whole); err != nil {
+	labelsAllow, err := kubestate.ParseAllowlist("pods=[*]")
+	if err != nil {
 		t.Fatal(err)
 	}
-	cs := NewClusterState(r, db)
-	if err := cs.writeOnce(context.Background(), time.Now()); err != nil {
+	annotationsAllow, err := kubestate.ParseAllowlist("pods=[team,empty]")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := (&testEnv{db: db}).samples(t, eq("__name__", "kube_pod_info")); len(got) != 2000 {
-		t.Errorf("%d kube_pod_info series stored, want 2000", len(got))
+	r := kubestate.NewRenderer(kubestate.Config{LabelsAllowlist: labelsAllow, AnnotationsAllowlist: annotationsAllow},
+		kubestate.Sources{Pods: corelisters.NewPodLister(pods)})
+	now := time.Now()
+
+	scraped, scrapedMeta := openTestDB(t), storage.NewMetadata()
+	var text bytes.Buffer
+	if err := r.Render(&text); err != nil {
+		t.Fatal(err)
 	}
-	largest := 0
-	for _, family := range strings.Split(whole.String(), "# HELP ") {
-		largest = max(largest, len(family))
+	tgt := newTargetWithLabels(labels.FromStrings(storage.LabelJob, JobClusterState, storage.LabelInstance, "kmetrics"))
+	tgt.meta, tgt.metaTrusted = scrapedMeta, true
+	if err := storeExposition(context.Background(), scraped, tgt, text.Bytes(), now); err != nil {
+		t.Fatal(err)
 	}
-	// A bytes.Buffer grows by doubling: twice the largest family at most.
-	if cs.buf.Cap() > 2*largest {
-		t.Errorf("the writer's buffer grew to %d bytes for a %d-byte exposition whose largest family is %d bytes: it holds more than a family", cs.buf.Cap(), whole.Len(), largest)
+
+	written, writtenMeta := openTestDB(t), storage.NewMetadata()
+	if err := NewClusterState(r, written).WithMetadata(writtenMeta).writeOnce(context.Background(), now); err != nil {
+		t.Fatal(err)
+	}
+	want := (&testEnv{db: scraped}).samples(t, eq("job", JobClusterState))
+	got := (&testEnv{db: written}).samples(t, eq("job", JobClusterState))
+	if len(want) < 3000 {
+		t.Fatalf("only %d series scraped from the exposition", len(want))
+	}
+	for s, pts := range want {
+		if !slices.Equal(got[s], pts) {
+			t.Errorf("%s: written %v, the exposition scraped %v", s, got[s], pts)
+		}
+	}
+	for s := range got {
+		if _, ok := want[s]; !ok {
+			t.Errorf("%s written, not in the exposition", s)
+		}
+	}
+	if w, g := scrapedMeta.List(), writtenMeta.List(); len(w) == 0 || !reflect.DeepEqual(w, g) {
+		t.Errorf("metadata: written %+v, scraped %+v", g, w)
 	}
 }
 
-// partsRenderer renders fixed families, flushing after each.
-type partsRenderer []string
+// A value that is not UTF-8 (an annotation sent as protobuf may hold any
+// bytes) is stored with its invalid bytes replaced: one object cannot fail
+// the whole cluster's write.
+func TestClusterStateInvalidUTF8CostsNothingElse(t *testing.T) {
+	db := openTestDB(t)
+	cs := NewClusterState(fixedRenderer{
+		{"kube_a", []string{"namespace", "n", "pod", "bad"}, []string{"annotation_x", "a\xffb"}},
+		{"kube_a", []string{"namespace", "n", "pod", "good"}, []string{"job", "batch"}},
+	}, db)
+	if err := cs.writeOnce(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	got := (&testEnv{db: db}).samples(t, eq("__name__", "kube_a"))
+	if len(got) != 2 {
+		t.Fatalf("stored %v, want both pods", got)
+	}
+	for _, want := range []string{
+		"{__name__=\"kube_a\", annotation_x=\"a\ufffdb\", instance=\"kmetrics\", job=\"kube-state-metrics\", namespace=\"n\", pod=\"bad\"}",
+		// A rendered label named job is kept as exported_job, as a scrape keeps it.
+		`{__name__="kube_a", exported_job="batch", instance="kmetrics", job="kube-state-metrics", namespace="n", pod="good"}`,
+	} {
+		if _, ok := got[want]; !ok {
+			t.Errorf("%s not stored (have %v)", want, got)
+		}
+	}
+}
 
-func (p partsRenderer) RenderFamilies(b *bytes.Buffer, flush func() error) error {
-	for _, part := range p {
-		b.WriteString(part)
-		if err := flush(); err != nil {
+// fixedRenderer renders one family per sample, in order.
+type fixedRenderer []struct {
+	name     string
+	base, kv []string
+}
+
+func (f fixedRenderer) RenderTo(s kubestate.Sink) error {
+	for _, x := range f {
+		s.Family(x.name, "help", "gauge")
+		s.Sample(x.name, 1, x.base, x.kv)
+		if err := s.EndFamily(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// A family that does not parse costs the whole write, as a broken scrape
-// does: the families parsed before it are not stored either, and the next
-// good write stores everything.
+// A series the TSDB cannot take (here, a label named twice) costs the whole
+// write, as a broken scrape does: the families before it are not stored
+// either, and the next good write stores everything.
 func TestClusterStateIsStoredWholeOrNotAtAll(t *testing.T) {
-	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openTestDB(t)
 	env := &testEnv{db: db}
-	good := "# TYPE kube_a gauge\nkube_a{pod=\"p\"} 1\n"
-	cs := NewClusterState(partsRenderer{good, "# TYPE kube_b gauge\nkube_b{pod=\"p\" 1\n"}, db)
+	good := fixedRenderer{{"kube_a", []string{"pod", "p"}, nil}}
+	cs := NewClusterState(append(good, fixedRenderer{{"kube_b", []string{"pod", "p"}, []string{"pod", "q"}}}...), db)
 	now := time.Now()
-	if err := cs.writeOnce(context.Background(), now); !errors.Is(err, errBody) {
-		t.Fatalf("writing a broken family: %v, want a body error", err)
+	if err := cs.writeOnce(context.Background(), now); err == nil || !strings.Contains(err.Error(), "kube_b") {
+		t.Fatalf("writing a series with a label twice: %v, want an error naming it", err)
 	}
 	if got := env.samples(t, eq("job", JobClusterState)); len(got) != 0 {
 		t.Fatalf("a failed write stored %v", got)
 	}
-	cs.renderer = partsRenderer{good, "# TYPE kube_b gauge\nkube_b{pod=\"p\"} 2\n"}
+	cs.renderer = append(good, fixedRenderer{{"kube_b", []string{"pod", "p"}, nil}}...)
 	if err := cs.writeOnce(context.Background(), now.Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if got := env.samples(t, eq("job", JobClusterState)); len(got) != 2 {
 		t.Errorf("stored %v, want kube_a and kube_b", got)
+	}
+}
+
+// Two objects rendering the same series store it once (the first value),
+// and it is not marked stale while either is there.
+func TestClusterStateDuplicateSeriesIsOneSeries(t *testing.T) {
+	db := openTestDB(t)
+	dup := fixedRenderer{{"kube_a", []string{"pod", "p"}, nil}, {"kube_a", []string{"pod", "p"}, nil}}
+	cs := NewClusterState(dup, db)
+	now := time.Now()
+	for i := range 3 {
+		if err := cs.writeOnce(context.Background(), now.Add(time.Duration(i)*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := (&testEnv{db: db}).samples(t, eq("__name__", "kube_a"))
+	for s, pts := range got {
+		if len(pts) != 3 || slices.ContainsFunc(pts, isStale) {
+			t.Errorf("%s: %v, want three samples, none stale", s, pts)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("stored %v, want one series", got)
 	}
 }

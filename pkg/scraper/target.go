@@ -175,8 +175,7 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 	return t.finishParse(app)
 }
 
-// parsePass is one scrape's parse, over one body or several (a rendered
-// exposition written family by family).
+// parsePass is what one scrape's parse found beyond its samples.
 type parsePass struct {
 	parse      uint64 // t.parses of this pass
 	nowMs      int64
@@ -184,8 +183,8 @@ type parsePass struct {
 	duplicates int
 }
 
-// beginParse starts a scrape's parse: parseBody takes its body, or its
-// parts in turn, and finishParse appends what they held.
+// beginParse starts a scrape's parse: parseBody takes its body and
+// finishParse appends what it held.
 func (t *target) beginParse(now time.Time) {
 	t.parses++
 	t.pass = parsePass{parse: t.parses, nowMs: now.UnixMilli()}
@@ -193,8 +192,7 @@ func (t *target) beginParse(now time.Time) {
 	t.pendingMeta = t.pendingMeta[:0]
 }
 
-// parseBody parses one body (or part of one) of the pass begun. body may be
-// reused once it returns: what is kept of it is copied.
+// parseBody parses the body of the pass begun.
 func (t *target) parseBody(body []byte, contentType string) (err error) {
 	defer func() {
 		// The parsers are not meant to panic; if one does, it costs this
@@ -253,8 +251,8 @@ func (t *target) parseBody(body []byte, contentType string) (err error) {
 	}
 }
 
-// finishParse appends the samples of the pass's bodies, and staleness
-// markers for the series they no longer hold.
+// finishParse appends the samples of the pass's body, and staleness
+// markers for the series it no longer holds.
 func (t *target) finishParse(app promstorage.Appender) (res scrapeResult, err error) {
 	parse, nowMs, ahead := t.pass.parse, t.pass.nowMs, t.pass.ahead
 	gen := t.gen + 1
