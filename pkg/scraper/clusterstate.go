@@ -82,7 +82,7 @@ func (c *ClusterState) Run(ctx context.Context, interval time.Duration) {
 func (c *ClusterState) writeOnce(ctx context.Context, now time.Time) error {
 	c.app = c.db.Appender(ctx)
 	defer func() { c.app = nil }()
-	c.nowMs, c.written, c.refused, c.err = now.UnixMilli(), c.written[:0], 0, nil
+	c.nowMs, c.written, c.err = now.UnixMilli(), c.written[:0], nil
 	c.pendingMeta = c.pendingMeta[:0]
 	err := c.renderer.RenderTo(c)
 	if err == nil {
@@ -168,7 +168,7 @@ func (c *ClusterState) Sample(name string, v float64, base, kv []string) {
 	case err == nil:
 		c.written = append(c.written, ref)
 	case refusedSample(err):
-		c.refused++
+		// A sample is lost (the clock stepped back), not the write.
 	default:
 		c.err = fmt.Errorf("appending %s: %w", name, err)
 	}

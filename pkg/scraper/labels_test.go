@@ -39,12 +39,12 @@ func headSeries(t *testing.T, head *tsdb.Head) map[string][]float64 {
 // its range), the cached reference names nothing: the next scrape stores
 // the series again under the same labels, escapes and the exported_ rename
 // included.
-func TestSeriesLabelsRebuiltAfterTheHeadDroppedThem(t *testing.T) {
+func TestSeriesStoredAgainAfterTheHeadDroppedThem(t *testing.T) {
 	for _, format := range []struct{ contentType, end string }{
 		{"text/plain; version=0.0.4", ""},
 		{"application/openmetrics-text; version=1.0.0", "# EOF\n"},
 	} {
-		t.Run(format.contentType, func(t *testing.T) { testLabelsRebuilt(t, format.contentType, format.end) })
+		t.Run(format.contentType, func(t *testing.T) { testStoredAgain(t, format.contentType, format.end) })
 	}
 }
 
@@ -61,7 +61,7 @@ func testHead(t *testing.T) *tsdb.Head {
 	return head
 }
 
-func testLabelsRebuilt(t *testing.T, contentType, end string) {
+func testStoredAgain(t *testing.T, contentType, end string) {
 	head := testHead(t)
 	tgt := newTargetWithLabels(labels.FromStrings("job", "kube-state-metrics", "instance", "kmetrics"))
 	body := []byte("# TYPE kube_pod_labels gauge\n" +

@@ -97,7 +97,6 @@ type target struct {
 	samples      []parsedSample
 	containers   []storage.ContainerSample
 	builder      labels.Builder
-	pass         parsePass
 	report       [len(reportNames)]*seriesEntry
 	// newest is the newest timestamp appended: staleness markers go after
 	// it (a marker in the same millisecond as a sample would be refused).
@@ -167,33 +166,7 @@ var errBody = errors.New("invalid metrics body")
 // appendBody parses a whole scrape body and, only if all of it parses,
 // appends its samples (and staleness markers for series that disappeared)
 // to app. It never commits: the caller commits or rolls back.
-func (t *target) appendBody(app promstorage.Appender, body []byte, contentType string, now time.Time) (scrapeResult, error) {
-	t.beginParse(now)
-	if err := t.parseBody(body, contentType); err != nil {
-		return scrapeResult{duplicates: t.pass.duplicates}, err
-	}
-	return t.finishParse(app)
-}
-
-// parsePass is what one scrape's parse found beyond its samples.
-type parsePass struct {
-	parse      uint64 // t.parses of this pass
-	nowMs      int64
-	ahead      int64 // the most a sample's timestamp is ahead of now (ms)
-	duplicates int
-}
-
-// beginParse starts a scrape's parse: parseBody takes its body and
-// finishParse appends what it held.
-func (t *target) beginParse(now time.Time) {
-	t.parses++
-	t.pass = parsePass{parse: t.parses, nowMs: now.UnixMilli()}
-	t.samples = t.samples[:0]
-	t.pendingMeta = t.pendingMeta[:0]
-}
-
-// parseBody parses the body of the pass begun.
-func (t *target) parseBody(body []byte, contentType string) (err error) {
+func (t *target) appendBody(app promstorage.Appender, body []byte, contentType string, now time.Time) (res scrapeResult, err error) {
 	defer func() {
 		// The parsers are not meant to panic; if one does, it costs this
 		// scrape, not the process.
@@ -202,25 +175,33 @@ func (t *target) parseBody(body []byte, contentType string) (err error) {
 		}
 	}()
 	if len(body) == 0 {
-		return fmt.Errorf("%w: empty response", errBody)
+		return res, fmt.Errorf("%w: empty response", errBody)
 	}
 	if i := bytes.IndexByte(body, 0); i >= 0 {
 		// The text lexer reads a NUL byte as end of input and would
 		// silently drop the rest.
-		return fmt.Errorf("%w: NUL byte at offset %d", errBody, i)
+		return res, fmt.Errorf("%w: NUL byte at offset %d", errBody, i)
 	}
 	p, err := textparse.New(body, contentType, t.symbols, textparse.ParserOptions{FallbackContentType: "text/plain"})
 	if p == nil {
-		return fmt.Errorf("%w: %v", errBody, err)
+		return res, fmt.Errorf("%w: %v", errBody, err)
 	}
-	pass := &t.pass
+	nowMs := now.UnixMilli()
+	var ahead int64 // the most a sample's timestamp is ahead of now (ms)
+	gen := t.gen + 1
+	t.parses++
+	parse := t.parses
+	t.samples = t.samples[:0]
+	t.pendingMeta = t.pendingMeta[:0]
+	res.containers = t.containers[:0]
+	defer func() { t.containers = res.containers }()
 	for {
 		entry, err := p.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %v", errBody, err)
+			return res, fmt.Errorf("%w: %v", errBody, err)
 		}
 		if entry != textparse.EntrySeries {
 			// Native histograms are not stored; types, help and units go
@@ -234,31 +215,21 @@ func (t *target) parseBody(body []byte, contentType string) (err error) {
 			e = t.newEntry(p)
 			t.cache[string(raw)] = e
 		}
-		if e.parsed == pass.parse {
-			pass.duplicates++
+		if e.parsed == parse {
+			res.duplicates++
 			continue
 		}
-		e.parsed = pass.parse
+		e.parsed = parse
 		if e.kind == kindDropped {
 			continue
 		}
-		st := pass.nowMs
+		st := nowMs
 		if ts != nil {
 			st = *ts
-			pass.ahead = max(pass.ahead, st-pass.nowMs)
+			ahead = max(ahead, st-nowMs)
 		}
 		t.samples = append(t.samples, parsedSample{e: e, t: st, v: v})
 	}
-}
-
-// finishParse appends the samples of the pass's body, and staleness
-// markers for the series it no longer holds.
-func (t *target) finishParse(app promstorage.Appender) (res scrapeResult, err error) {
-	parse, nowMs, ahead := t.pass.parse, t.pass.nowMs, t.pass.ahead
-	gen := t.gen + 1
-	res.duplicates = t.pass.duplicates
-	res.containers = t.containers[:0]
-	defer func() { t.containers = res.containers }()
 	res.samples = len(t.samples)
 	res.clockAhead = time.Duration(ahead) * time.Millisecond
 	if t.maxAhead > 0 && res.clockAhead > t.maxAhead {
@@ -393,7 +364,17 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 		e.indexOnly = t.indexOnly != nil && t.indexOnly(name)
 	}
 	if e.stored() {
-		e.lset = t.withTargetLabels(scraped)
+		// Only a stored series needs labels. As Prometheus does without
+		// honor_labels: a scraped label that collides with a target label
+		// is kept as exported_<name>.
+		t.builder.Reset(scraped)
+		t.targetLabels.Range(func(l labels.Label) {
+			if v := scraped.Get(l.Name); v != "" {
+				t.builder.Set("exported_"+l.Name, v)
+			}
+			t.builder.Set(l.Name, l.Value)
+		})
+		e.lset = t.builder.Labels()
 	}
 	switch e.kind {
 	case kindContainerCPU, kindContainerMemory, kindContainerStart:
@@ -414,20 +395,6 @@ func (t *target) newEntry(p textparse.Parser) *seriesEntry {
 		e.slot = slot
 	}
 	return e
-}
-
-// withTargetLabels is a scraped series' stored labels: the target's
-// attached, as Prometheus does without honor_labels (a scraped label that
-// collides with a target label is kept as exported_<name>).
-func (t *target) withTargetLabels(scraped labels.Labels) labels.Labels {
-	t.builder.Reset(scraped)
-	t.targetLabels.Range(func(l labels.Label) {
-		if v := scraped.Get(l.Name); v != "" {
-			t.builder.Set("exported_"+l.Name, v)
-		}
-		t.builder.Set(l.Name, l.Value)
-	})
-	return t.builder.Labels()
 }
 
 // observe hands a resource sample to the index's view of this scrape.

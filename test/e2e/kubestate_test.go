@@ -160,6 +160,17 @@ func TestKubeStateMetrics(t *testing.T) {
 		// Secrets are not listed by default (kmetrics reads a Secret by name only).
 		{`count(kube_secret_info)`, 0},
 	}
+	// The quota's usage is the quota controller's count: a pod created
+	// before the controller first counted the new quota is counted at its
+	// next full resync (--resource-quota-sync-period, 5 min). kmetrics is
+	// compared once the API server shows both pods.
+	eventually(t, 6*time.Minute, "the quota controller counts both pods", func() error {
+		used, err := kubectl("-n", "e2e-ksm", "get", "resourcequota", "compute", "-o", "jsonpath={.status.used.pods} {.status.used.requests\\.cpu}")
+		if err != nil || strings.TrimSpace(used) != "2 100m" {
+			return fmt.Errorf("quota status used: %q (%v)", used, err)
+		}
+		return nil
+	})
 	for _, tc := range tests {
 		want := tc.want
 		eventually(t, 2*time.Minute, tc.expr, func() error {
