@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,6 +116,25 @@ func liveHeap() uint64 {
 	return ms.HeapInuse
 }
 
+// writeRetainedHeapProfile writes what the cycles retain, while they still
+// do, to $SCRAPE_CYCLE_HEAP_PROFILE-<nodes>-<impl> when that is set: -memprofile
+// is written after every sub-benchmark has released its TSDB and cache.
+func writeRetainedHeapProfile(b *testing.B, n int, impl string) {
+	prefix := os.Getenv("SCRAPE_CYCLE_HEAP_PROFILE")
+	if prefix == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s-%d-%s", prefix, n, impl))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkScrapeCycle: one full scrape cycle of N nodes × 30 pods. Reports
 // process CPU per node per cycle (fleet included; see impl=fetch-only) and
 // the live heap kmetrics retains per node. metrics-server is no longer
@@ -175,6 +196,7 @@ func BenchmarkScrapeCycle(b *testing.B) {
 				b.StopTimer()
 				b.ReportMetric(cpu.Seconds()*1000/float64(b.N)/float64(n), "cpu-ms/node")
 				b.ReportMetric(float64(liveHeap()-min(heap0, liveHeap()))/1024/float64(n), "heap-KiB/node")
+				writeRetainedHeapProfile(b, n, impl)
 				runtime.KeepAlive(c)
 			})
 		}

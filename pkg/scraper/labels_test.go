@@ -119,9 +119,10 @@ func TestDroppedSeriesHoldNoLabels(t *testing.T) {
 	if _, err := tgt.appendBody(app, []byte("kept{a=\"1\"} 1\ndropped{a=\"1\"} 1\n"), "text/plain; version=0.0.4", time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for key, e := range tgt.cache {
-		if stored := key == `kept{a="1"}`; stored == e.lset.IsEmpty() {
-			t.Errorf("%s: labels %s", key, e.lset)
+	for raw, stored := range map[string]bool{`kept{a="1"}`: true, `dropped{a="1"}`: false} {
+		e, _ := tgt.cache.get([]byte(raw))
+		if e == nil || stored == e.lset.IsEmpty() {
+			t.Errorf("%s: entry %+v", raw, e)
 		}
 	}
 }

@@ -41,20 +41,21 @@ var resourceKinds = map[string]resourceKind{
 	storage.MetricContainerStart: kindContainerStart,
 }
 
-// seriesEntry caches what one exposed series maps to, keyed by its raw text,
-// so a steady-state scrape parses no labels and looks up no series.
+// seriesEntry caches what one exposed series maps to, found by its raw text
+// (seriesCache), so a steady-state scrape parses no labels and looks up no series.
 type seriesEntry struct {
 	// lset is the stored series' labels (the head keeps the same memory for
 	// the series it creates); series never stored have none.
 	lset labels.Labels
 	ref  promstorage.SeriesRef
-	kind resourceKind
 	slot *containerSlot // for container series: shared by the container's series
-	// indexOnly: fed to the index, never stored (target.indexOnly).
-	indexOnly bool
 	// lastSeen is the generation of the last successful scrape that reported
 	// the series (0: none yet); parsed the number of the last parse that did.
 	lastSeen, parsed uint64
+	check            uint64 // the series' second hash (seriesCache)
+	kind             resourceKind
+	// indexOnly: fed to the index, never stored (target.indexOnly).
+	indexOnly bool
 }
 
 // containerSlot ties a container's CPU, memory and start-time series to one
@@ -89,7 +90,7 @@ type scrapeResult struct {
 // at a time.
 type target struct {
 	targetLabels labels.Labels // job, instance, metrics_path, node
-	cache        map[string]*seriesEntry
+	cache        *seriesCache
 	gen          uint64 // generation of the last successful scrape; starts at 1
 	parses       uint64 // parse attempts, successful or not
 	symbols      *labels.SymbolTable
@@ -153,7 +154,7 @@ func newKubeletTarget(node, instance, path string) *target {
 func newTargetWithLabels(targetLabels labels.Labels) *target {
 	return &target{
 		targetLabels: targetLabels,
-		cache:        map[string]*seriesEntry{},
+		cache:        newSeriesCache(),
 		gen:          1,
 		slots:        map[slotKey]*containerSlot{},
 		symbols:      labels.NewSymbolTable(),
@@ -210,10 +211,10 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 			continue
 		}
 		raw, ts, v := p.Series()
-		e := t.cache[string(raw)]
+		e, slot := t.cache.get(raw)
 		if e == nil {
 			e = t.newEntry(p)
-			t.cache[string(raw)] = e
+			t.cache.put(raw, slot, e)
 		}
 		if e.parsed == parse {
 			res.duplicates++
@@ -262,21 +263,22 @@ func (t *target) appendBody(app promstorage.Appender, body []byte, contentType s
 	// One pass over the cache: series reported now are current; series
 	// reported last time but not now have ended, and are marked stale so
 	// PromQL stops returning them at once, as Prometheus does.
-	for key, e := range t.cache {
+	t.cache.sweep(func(e *seriesEntry) bool {
 		if e.parsed == parse {
 			e.lastSeen = gen
 			if e.kind == kindSkipped {
 				res.skipped++
 			}
-			continue
+			return true
 		}
 		if storeErr == nil && e.lastSeen == t.gen && e.stored() {
 			if _, err := t.appendOne(app, e, max(nowMs, t.newest+1), math.Float64frombits(value.StaleNaN)); err != nil {
 				storeErr = err
 			}
 		}
-		t.forget(key, e)
-	}
+		t.forget(e)
+		return false
+	})
 	t.gen = gen
 	t.flushMetadata()
 	if storeErr != nil {
@@ -306,19 +308,24 @@ func (e *storageError) Unwrap() error { return e.err }
 // node is gone).
 func (t *target) markAllStale(app promstorage.Appender, now time.Time) error {
 	ts := max(now.UnixMilli(), t.newest+1)
-	for key, e := range t.cache {
+	var err error
+	t.cache.sweep(func(e *seriesEntry) bool {
+		if err != nil {
+			return true // kept for the next attempt
+		}
 		if e.lastSeen == t.gen && e.stored() {
-			if _, err := t.appendOne(app, e, ts, math.Float64frombits(value.StaleNaN)); err != nil {
-				return err
+			if _, err = t.appendOne(app, e, ts, math.Float64frombits(value.StaleNaN)); err != nil {
+				return true
 			}
 		}
-		t.forget(key, e)
-	}
-	return nil
+		t.forget(e)
+		return false
+	})
+	return err
 }
 
-func (t *target) forget(key string, e *seriesEntry) {
-	delete(t.cache, key)
+// forget releases what a series leaving the cache held beside its entry.
+func (t *target) forget(e *seriesEntry) {
 	if e.slot != nil {
 		if e.slot.refs--; e.slot.refs == 0 {
 			delete(t.slots, slotKey{e.slot.podKey, e.slot.name})
