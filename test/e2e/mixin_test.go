@@ -125,6 +125,41 @@ spec:
     metadata: {labels: {app: blocked-ds}}
     spec: {containers: [{name: main, image: registry.k8s.io/pause:3.10}]}
 ---
+# Updated only when its pods are deleted, and it has none: once its template
+# changes, the update is never rolled out.
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: ondelete, namespace: `+blocked+`}
+spec:
+  replicas: 1
+  serviceName: ondelete
+  updateStrategy: {type: OnDelete}
+  selector: {matchLabels: {app: ondelete}}
+  template:
+    metadata: {labels: {app: ondelete}}
+    spec: {containers: [{name: main, image: registry.k8s.io/pause:3.10}]}
+---
+# Two replicas wanted and none can start, so the HPA has no metric to act
+# on: it keeps wanting what it wanted (nothing yet) beside its 2 current.
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: scaled, namespace: `+blocked+`}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: scaled}}
+  template:
+    metadata: {labels: {app: scaled}}
+    spec: {containers: [{name: main, image: registry.k8s.io/pause:3.10, resources: {requests: {cpu: 100m}}}]}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: scaled, namespace: `+blocked+`}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: scaled}
+  minReplicas: 1
+  maxReplicas: 5
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}}]
+---
 # Past its deadline before it could start a pod: failed.
 apiVersion: batch/v1
 kind: Job
@@ -156,6 +191,16 @@ spec:
 	t.Cleanup(func() {
 		_, _ = kubectl("delete", "namespace", blocked, "--wait=false")
 		_, _ = kubectl("delete", "pv", "e2e-mixin-failed", "--wait=false")
+	})
+	// KubeHpaReplicasMismatch wants the current count unchanged for 15
+	// minutes: kmetrics starts once the HPA has counted its 2 replicas (a 0
+	// before them would be a change).
+	eventually(t, 2*time.Minute, "HPA scaled counting its target's replicas", func() error {
+		out, err := kubectl("-n", blocked, "get", "hpa", "scaled", "-o", "jsonpath={.status.currentReplicas}")
+		if err != nil || strings.TrimSpace(out) != "2" {
+			return fmt.Errorf("currentReplicas %q, %v", out, err)
+		}
+		return nil
 	})
 	k := startSecondKmetrics(t, "mixin", "--scrape.annotated=false", "--cluster-state.interval=10s",
 		"--rules.file", rules, "--rules.evaluation-interval=5s")
@@ -242,6 +287,7 @@ spec:
 		{[]alert{{"KubeDaemonSetRolloutStuck", in(blocked, "daemonset", "blocked")}, {"KubeDaemonSetNotScheduled", in(blocked, "daemonset", "blocked")}},
 			[]string{"-n", blocked, "delete", "daemonset", "blocked"}},
 		{[]alert{{"KubeJobFailed", in(blocked, "job_name", "blocked")}}, []string{"-n", blocked, "delete", "job", "blocked"}},
+		{[]alert{{"KubeHpaReplicasMismatch", in(blocked, "horizontalpodautoscaler", "scaled")}}, []string{"-n", blocked, "delete", "hpa", "scaled"}},
 		{[]alert{{"KubeCPUQuotaOvercommit", nil}, {"KubeMemoryQuotaOvercommit", nil}}, []string{"-n", blocked, "delete", "resourcequota", "overcommit"}},
 		{[]alert{{"KubePersistentVolumeErrors", map[string]string{"persistentvolume": "e2e-mixin-failed"}}}, []string{"delete", "pv", "e2e-mixin-failed"}},
 	}
@@ -256,6 +302,23 @@ spec:
 			}
 		})
 	}
+	t.Run("KubeStatefulSetUpdateNotRolledOut fires and resolves", func(t *testing.T) {
+		// The template changes once the controller recorded the first
+		// revision as current (before that, the new one would become it).
+		eventually(t, time.Minute, "StatefulSet ondelete at a revision", func() error {
+			out, err := kubectl("-n", blocked, "get", "statefulset", "ondelete", "-o", "jsonpath={.status.currentRevision}")
+			if err != nil || strings.TrimSpace(out) == "" {
+				return fmt.Errorf("currentRevision %q, %v", out, err)
+			}
+			return nil
+		})
+		mustKubectl(t, "-n", blocked, "patch", "statefulset", "ondelete", "-p",
+			`{"spec":{"template":{"metadata":{"annotations":{"e2e.kmetrics.dev/revision":"2"}}}}}`)
+		match := in(blocked, "statefulset", "ondelete")
+		eventually(t, 3*time.Minute, "KubeStatefulSetUpdateNotRolledOut firing", firing("KubeStatefulSetUpdateNotRolledOut", match))
+		mustKubectl(t, "-n", blocked, "delete", "statefulset", "ondelete")
+		eventually(t, 2*time.Minute, "KubeStatefulSetUpdateNotRolledOut resolved", resolved("KubeStatefulSetUpdateNotRolledOut", match))
+	})
 	t.Run("KubeQuotaAlmostFull fires and resolves", func(t *testing.T) {
 		// 19 ConfigMaps of 20, above the alert's 90% (the namespace's
 		// kube-root-ca.crt is one).
