@@ -78,5 +78,3 @@ func (c *seriesCache) sweep(keep func(*seriesEntry) bool) {
 		}
 	}
 }
-
-func (c *seriesCache) len() int { return len(c.entries) + len(c.collided) }
