@@ -75,11 +75,13 @@ fuzz:
 # The image test runs the amd64 image (a relink of what build compiled),
 # built twice (here and in a copy of the tree elsewhere): same digest; and
 # the archive pushed with skopeo keeps its digest (hack/image's test).
+# Four parallel tests at once on two cores (-parallel): they mostly wait on
+# clocks (scrape intervals, controllers' syncs, rules' windows), not CPU.
 e2e: build cluster-bins
 	IMAGE_ARCHS=amd64 bash hack/image-reproducible.sh
 	cd hack/image && $(GO) test -count=1 ./...
 	cd test/metricsserver && $(GO) test -c -o ../../_output/metrics-server-e2e.test sigs.k8s.io/metrics-server/test
-	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar VPA_RECOMMENDER=$$(bash hack/build-vpa.sh) K9S_BIN=$$(bash hack/build-k9s.sh) NODE_EXPORTER=$$(bash hack/build-node-exporter.sh) KEDA_PROMETHEUS=$$(bash hack/build-keda.sh) HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -timeout 50m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar VPA_RECOMMENDER=$$(bash hack/build-vpa.sh) K9S_BIN=$$(bash hack/build-k9s.sh) NODE_EXPORTER=$$(bash hack/build-node-exporter.sh) KEDA_PROMETHEUS=$$(bash hack/build-keda.sh) HELM_BIN=$$(bash hack/build-helm.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) VICTORIAMETRICS_BIN=$$(bash hack/build-victoriametrics.sh) $(GO) test -tags e2e -count=1 -parallel 4 -timeout 50m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh

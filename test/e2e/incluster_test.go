@@ -105,9 +105,16 @@ func TestInstalledInCluster(t *testing.T) {
 	t.Run("kubectl top nodes and pods", ic.top)
 	t.Run("the PromQL API and /metrics at the node's address", ic.promQL)
 	t.Run("its PVC's usage from the kubelet's /metrics", ic.volumeStats)
-	t.Run("an HPA on CPU scales a real Deployment", func(t *testing.T) { realHPA(t, node, icAppNS) })
-	t.Run("an HPA on a custom metric", func(t *testing.T) { webRequestsHPA(t, icAppNS) })
-	t.Run("every container of init, sidecar and native sidecar pods measured", ic.everyContainerMeasured)
+	// These wait on the HPA's and the kubelet's clocks, each on its own
+	// Deployment or pods: side by side.
+	t.Run("side by side", func(t *testing.T) {
+		t.Run("an HPA on CPU scales a real Deployment", func(t *testing.T) { t.Parallel(); realHPA(t, node, icAppNS) })
+		t.Run("an HPA on a custom metric", func(t *testing.T) { t.Parallel(); webRequestsHPA(t, icAppNS) })
+		t.Run("every container of init, sidecar and native sidecar pods measured", func(t *testing.T) {
+			t.Parallel()
+			ic.everyContainerMeasured(t)
+		})
+	})
 	t.Run("metrics-server's e2e suite", ic.metricsServerSuite)
 	t.Run("day two: upgrade, a deleted pod, rollback, uninstall", ic.dayTwo)
 }
