@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -116,16 +117,44 @@ func addSource(list []source, s source) []source {
 	return append(list, s)
 }
 
-// metricsFor names up to max metrics served for a resource, for messages.
-func (c *catalog) metricsFor(gr schema.GroupResource, max int) []string {
+// metricsFor names up to max metrics served for a resource, for messages:
+// the nearest to asked first (a typo's fix leads, however many metrics the
+// cluster serves), then by name.
+func (c *catalog) metricsFor(gr schema.GroupResource, asked string, max int) []string {
 	var names []string
 	for _, info := range c.customList {
 		if info.GroupResource == gr {
 			names = append(names, info.Metric)
 		}
 	}
+	distance := make(map[string]int, len(names))
+	for _, n := range names {
+		distance[n] = editDistance(asked, n)
+	}
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(distance[a], distance[b]) })
 	if len(names) > max {
 		names = append(names[:max], "…")
 	}
 	return names
+}
+
+// editDistance is the Levenshtein distance between a and b, by bytes
+// (metric names are ASCII).
+func editDistance(a, b string) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

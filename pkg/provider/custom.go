@@ -199,7 +199,7 @@ func (p *MetricsProvider) lookup(info cmprovider.CustomMetricInfo) (schema.Group
 	}
 	srcs := c.custom[customKey{gr, info.Metric}]
 	if len(srcs) == 0 {
-		known := c.metricsFor(gr, 10)
+		known := c.metricsFor(gr, info.Metric, 10)
 		if len(known) == 0 {
 			return gr, source{}, notFound("metric %s is not served for %s: no metric is (no current series maps to %s under the rules of --custom-metrics.config)", info.Metric, gr, gr)
 		}
