@@ -16,13 +16,28 @@ import (
 // TestKillDuringIngestionKeepsCommitted kills kmetrics (SIGKILL) while it
 // ingests 4 application targets × 4,000 series: every sample a query saw
 // before the kill is there after the restart (the WAL is written before a
-// commit returns).
+// commit returns). Its own kmetrics (the shared one serves the other
+// tests meanwhile).
 func TestKillDuringIngestionKeepsCommitted(t *testing.T) {
+	t.Parallel()
 	const ns, perPod = "e2e-kill", 4000
+	// The shared kmetrics scrapes the same pods; this one's scrapes are
+	// told apart by the timeout they announce.
+	const timeout = "9"
+	k := startSecondKmetrics(t, "kill", "--cluster-state=false", "--scrape.timeout="+timeout+"s")
+	scalar := func(expr string) float64 {
+		if got := instantQuery(k.query, expr); len(got) == 1 {
+			return got[0].value
+		}
+		return -1
+	}
 	fleet := startAppFleet(t, ns, "9100")
 	var scrapes atomic.Int64
 	fleet.serve("heavy", func(w http.ResponseWriter, r *http.Request) {
-		n := scrapes.Add(1)
+		n := scrapes.Load()
+		if r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds") == timeout {
+			n = scrapes.Add(1)
+		}
 		var b strings.Builder
 		b.WriteString("# TYPE heavy_series gauge\n")
 		for i := 0; i < perPod; i++ {
@@ -38,7 +53,7 @@ func TestKillDuringIngestionKeepsCommitted(t *testing.T) {
 	defer func() { _, _ = kubectl("delete", "namespace", ns, "--wait=false") }()
 
 	eventually(t, 2*time.Minute, "every target ingested", func() error {
-		if n := queryScalar(t, `count(heavy_series{namespace="`+ns+`"})`); n != 4*perPod {
+		if n := scalar(`count(heavy_series{namespace="` + ns + `"})`); n != 4*perPod {
 			return fmt.Errorf("%v series, want %d", n, 4*perPod)
 		}
 		return nil
@@ -49,7 +64,7 @@ func TestKillDuringIngestionKeepsCommitted(t *testing.T) {
 	}
 	seenAt := time.Now()
 	window := `sum(count_over_time(heavy_series{namespace="` + ns + `"}[10m] @ ` + strconv.FormatInt(seenAt.Unix(), 10) + `))`
-	seen := queryScalar(t, window)
+	seen := scalar(window)
 	if seen < 2*4*perPod {
 		t.Fatalf("only %v samples seen before the kill", seen)
 	}
@@ -57,13 +72,10 @@ func TestKillDuringIngestionKeepsCommitted(t *testing.T) {
 	for s0 := scrapes.Load(); scrapes.Load() < s0+2; {
 		time.Sleep(100 * time.Millisecond)
 	}
-	km.stop(syscall.SIGKILL)
-	var err error
-	if km, err = startKmetrics(); err != nil {
-		t.Fatal(err)
-	}
+	k.stop(syscall.SIGKILL)
+	k.start()
 	eventually(t, time.Minute, "the samples seen before the kill are back", func() error {
-		if after := queryScalar(t, window); after < seen {
+		if after := scalar(window); after < seen {
 			return fmt.Errorf("%v samples after the restart, %v seen before the kill", after, seen)
 		}
 		return nil
