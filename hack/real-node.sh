@@ -5,10 +5,14 @@
 # cluster CA, webhook authentication and authorization against the API
 # server. Its pause and workload images are built here (no registry).
 #
-#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger] | import-image ARCHIVE REF | env
+#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger|full PODS|pressure] | stop-kubelet
+#                     | import-image ARCHIVE REF | env
 #
 # restart-kubelet stranger serves a certificate from a CA nobody trusts
-# (what a node with a wrong CA looks like to kmetrics); cluster goes back.
+# (what a node with a wrong CA looks like to kmetrics); full gives the node
+# room for PODS pods; pressure sets a memory eviction threshold above the
+# node's memory (MemoryPressure, pods evicted); cluster goes back.
+# stop-kubelet stops it (the node turns NotReady, then unreachable).
 # Settings (environment): KMETRICS_STATE (the cluster's state dir),
 # KMETRICS_APISERVER_PORT, KMETRICS_REAL_NODE_IP (default: this machine's
 # first global IPv4 address: the kubelet refuses a loopback node IP),
@@ -145,9 +149,17 @@ TOML
   wait_for "containerd" 30 containerd ctr --address "$SOCK" version
 }
 
-kubelet_config() { # kubelet_config cluster|stranger
-  local cert=serving
-  [ "$1" = stranger ] && cert=stranger-serving
+kubelet_config() { # kubelet_config cluster|stranger|full PODS|pressure
+  local cert=serving max_pods=110 memory_threshold=1Mi
+  case "$1" in
+    cluster) ;;
+    stranger) cert=stranger-serving ;;
+    full) max_pods=${2:?full takes the pod capacity} ;;
+    # Less than 99% of the memory available, always: pressure, evictions
+    # (the kubelet ignores a threshold of 100%).
+    pressure) memory_threshold=99% ;;
+    *) die "kubelet_config: $1: not cluster, stranger, full or pressure" ;;
+  esac
   client_kubeconfig "$D/kubelet.kubeconfig" kubelet "$D/pki/client"
   cat > "$D/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -180,7 +192,10 @@ fileCheckFrequency: 10s
 nodeStatusUpdateFrequency: 10s
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-evictionHard: {memory.available: 1Mi, nodefs.available: 1%, imagefs.available: 1%}
+maxPods: $max_pods
+evictionHard: {memory.available: "$memory_threshold", nodefs.available: 1%, imagefs.available: 1%}
+# A condition ends as soon as its signal does (default 5m).
+evictionPressureTransitionPeriod: 5s
 # Only pods that ask for the real node land on it.
 registerWithTaints:
 - {key: kmetrics.dev/real-node, effect: NoSchedule}
@@ -229,9 +244,9 @@ up() {
   log "up: node $NODE at https://$NODE_IP:10250"
 }
 
-restart_kubelet() {
+restart_kubelet() { # restart_kubelet cluster|stranger|full PODS|pressure
   stop kubelet
-  kubelet_config "${1:-cluster}"
+  kubelet_config "${1:-cluster}" "${2:-}"
   kubelet_up
 }
 
@@ -267,7 +282,8 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  restart-kubelet) restart_kubelet "${2:-cluster}" ;;
+  restart-kubelet) restart_kubelet "${2:-cluster}" "${3:-}" ;;
+  stop-kubelet) stop kubelet ;;
   import-image) import_image "${2:?ARCHIVE}" "${3:?REF}" ;;
   env)
     echo "REAL_NODE=$NODE"
@@ -277,5 +293,5 @@ case "${1:-}" in
     echo "REAL_NODE_WORKLOAD_IMAGE=$WORKLOAD_IMAGE"
     echo "REAL_NODE_CONSUMER_IMAGE=$CONSUMER_IMAGE"
     ;;
-  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger]|import-image ARCHIVE REF|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger|full PODS|pressure]|stop-kubelet|import-image ARCHIVE REF|env" >&2; exit 2 ;;
 esac

@@ -319,6 +319,9 @@ spec:
 		mustKubectl(t, "-n", blocked, "delete", "statefulset", "ondelete")
 		eventually(t, 2*time.Minute, "KubeStatefulSetUpdateNotRolledOut resolved", resolved("KubeStatefulSetUpdateNotRolledOut", match))
 	})
+	t.Run("KubeDeploymentGenerationMismatch and KubeStatefulSetGenerationMismatch fire and resolve", func(t *testing.T) {
+		generationMismatch(t, k, ns)
+	})
 	t.Run("KubeQuotaAlmostFull fires and resolves", func(t *testing.T) {
 		// 19 ConfigMaps of 20, above the alert's 90% (the namespace's
 		// kube-root-ca.crt is one).

@@ -162,6 +162,9 @@ func TestRealKubelet(t *testing.T) {
 			vpaOnRealNode(t, node)
 		})
 	})
+	t.Run("a full node, memory pressure, a stopped kubelet: the mixin's node alerts fire and resolve", func(t *testing.T) {
+		brokenNode(t, node, cadvisor)
+	})
 }
 
 // realNodePlacement is the part of a pod spec (at indent) that puts a test
