@@ -158,8 +158,11 @@ func TestCustomMetricsAPI(t *testing.T) {
 			code: 200, objects: []string{"web-1"}, values: []string{"7"}, window: -1},
 		{name: "metricLabelSelector set", path: cm + "v1beta2/namespaces/shop/pods/*/queue_depth?labelSelector=" + q("app=web") + "&metricLabelSelector=" + q("queue in (jobs,mail)"),
 			code: 200, objects: []string{"web-1"}, values: []string{"10"}},
-		{name: "unknown metric", path: cm + "v1beta2/namespaces/shop/pods/*/nope?labelSelector=" + q("app=web"), code: 404,
-			errorHas: "metric nope is not served for pods; metrics for pods: http_requests, queue_depth"},
+		// The nearest names first: a typo's fix leads.
+		{name: "unknown metric", path: cm + "v1beta2/namespaces/shop/pods/*/queue_deph?labelSelector=" + q("app=web"), code: 404,
+			errorHas: "metric queue_deph is not served for pods; metrics for pods: queue_depth, http_requests"},
+		{name: "misspelt metric", path: cm + "v1beta2/namespaces/shop/pods/*/http_request?labelSelector=" + q("app=web"), code: 404,
+			errorHas: "metric http_request is not served for pods; metrics for pods: http_requests, queue_depth"},
 		{name: "selector matches no pod", path: cm + "v1beta2/namespaces/shop/pods/*/http_requests?labelSelector=" + q("app=none"), code: 404,
 			errorHas: `no pods match the selector "app=none" in namespace shop`},
 		{name: "pods without the series", path: cm + "v1beta2/namespaces/shop/pods/*/http_requests?labelSelector=" + q("app=db"), code: 404,
