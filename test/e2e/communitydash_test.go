@@ -200,6 +200,10 @@ func realNodeMixinAlerts(t *testing.T, k *secondKmetrics, pvDir string) {
 		{"KubeContainerWaiting", in("pod", "absent")},
 		{"KubePersistentVolumeFillingUp", in("persistentvolumeclaim", "data", "severity", "critical")},
 		{"KubePersistentVolumeInodesFillingUp", in("persistentvolumeclaim", "data", "severity", "critical")},
+		// The warning rules: under 15% left and, by the trend of the
+		// samples before and after the fill, empty within four days.
+		{"KubePersistentVolumeFillingUp", in("persistentvolumeclaim", "data", "severity", "warning")},
+		{"KubePersistentVolumeInodesFillingUp", in("persistentvolumeclaim", "data", "severity", "warning")},
 	}
 	for _, a := range alerts {
 		eventually(t, 4*time.Minute, a.name+" firing", func() error {

@@ -19,8 +19,9 @@ import (
 //   - memory pressure: an eviction threshold above what the node has:
 //     KubeNodePressure (the node's condition), and the kubelet evicts a pod
 //     that arrives: KubeNodeEviction (its evictions counter);
-//   - stopped: the node controller's grace period passes: KubeNodeNotReady
-//     and KubeNodeUnreachable (its taint).
+//   - stopped: its /metrics unreachable: KubeletInstanceUnreachable; the
+//     node controller's grace period passes: KubeNodeNotReady and
+//     KubeNodeUnreachable (its taint).
 //
 // Every one resolves when its condition ends, but KubeNodeEviction: it
 // reads the evictions of the last 15 minutes, which the test does not wait
@@ -120,8 +121,8 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 		t.Fatal(err)
 	}
 	stopped = true
-	fires("KubeNodeNotReady", "KubeNodeUnreachable")
+	fires("KubeletInstanceUnreachable", "KubeNodeNotReady", "KubeNodeUnreachable")
 	restartKubelet("cluster")
 	stopped = false
-	resolves("KubeNodeNotReady", "KubeNodeUnreachable")
+	resolves("KubeletInstanceUnreachable", "KubeNodeNotReady", "KubeNodeUnreachable")
 }
