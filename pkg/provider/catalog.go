@@ -127,6 +127,13 @@ func (c *catalog) metricsFor(gr schema.GroupResource, asked string, max int) []s
 			names = append(names, info.Metric)
 		}
 	}
+	// The name asked comes from the request's path: a caller could send a
+	// megabyte of it. The distance costs len(asked) × len(name) per metric,
+	// so only its first maxAskedLen bytes are compared (no metric name that
+	// long is a typo's fix).
+	if len(asked) > maxAskedLen {
+		asked = asked[:maxAskedLen]
+	}
 	distance := make(map[string]int, len(names))
 	for _, n := range names {
 		distance[n] = editDistance(asked, n)
@@ -137,6 +144,10 @@ func (c *catalog) metricsFor(gr schema.GroupResource, asked string, max int) []s
 	}
 	return names
 }
+
+// maxAskedLen bounds the part of an unknown metric's name compared with the
+// served ones.
+const maxAskedLen = 256
 
 // editDistance is the Levenshtein distance between a and b, by bytes
 // (metric names are ASCII).

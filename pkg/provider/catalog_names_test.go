@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -55,5 +56,18 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tc.a, tc.b); got != tc.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// A megabyte of name (a hostile caller's path) is compared by its first
+// maxAskedLen bytes only: the order is that of its prefix (compared whole,
+// the y's of its tail would put the y name first).
+func TestMetricsForLongName(t *testing.T) {
+	pods := schema.GroupResource{Resource: "pods"}
+	xs, ys := strings.Repeat("x", maxAskedLen), strings.Repeat("y", 300)
+	c := &catalog{customList: []cmprovider.CustomMetricInfo{{GroupResource: pods, Metric: xs}, {GroupResource: pods, Metric: ys}}}
+	got := c.metricsFor(pods, xs+strings.Repeat("y", 1<<20), 10)
+	if !slices.Equal(got, []string{xs, ys}) {
+		t.Errorf("got %d names, the first %.20q, want the x name first", len(got), got[0])
 	}
 }
