@@ -35,7 +35,7 @@ func communityDashboards(t *testing.T, node *realNode, k *secondKmetrics) {
 	if fixtures == "" {
 		t.Fatal("KMETRICS_FIXTURES not set (make e2e sets it to ../shared/fixtures)")
 	}
-	exporter := toolFromEnv(t, "NODE_EXPORTER", "hack/build-node-exporter.sh")
+	exporter := peerBinary(t, "NODE_EXPORTER", "hack/build-node-exporter.sh")
 	nodeExporterImage(t, exporter)
 	// The PersistentVolume is a small tmpfs: the mixin's volume alerts
 	// need one that can be filled.

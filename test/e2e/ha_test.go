@@ -67,10 +67,7 @@ func firstValue(t *testing.T, body []byte) float64 {
 // VictoriaMetrics with deduplication holds one copy. It runs alone (not
 // parallel): it takes the APIServices' port from the shared kmetrics.
 func TestHAPair(t *testing.T) {
-	vmBin := os.Getenv("VICTORIAMETRICS_BIN")
-	if vmBin == "" {
-		t.Fatal("VICTORIAMETRICS_BIN is not set: run through make e2e")
-	}
+	vmBin := peerBinary(t, "VICTORIAMETRICS_BIN", "hack/build-victoriametrics.sh")
 	haproxy, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Fatal("haproxy (Debian) not installed: hack/build-cluster-bins.sh installs it")

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -29,10 +28,7 @@ import (
 // upgrades (keeping the certificates kmetrics wrote) and uninstalls.
 func TestHelmChart(t *testing.T) {
 	t.Parallel()
-	helm := os.Getenv("HELM_BIN")
-	if helm == "" {
-		t.Fatal("HELM_BIN is not set: run through make e2e (hack/build-helm.sh builds helm)")
-	}
+	helm := peerBinary(t, "HELM_BIN", "hack/build-helm.sh")
 	chart := filepath.Join(root, "deploy", "helm", "kmetrics")
 	values := filepath.Join(root, "test", "e2e", "testdata", "helm-values.yaml")
 	run := runCmd

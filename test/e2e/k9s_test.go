@@ -20,7 +20,7 @@ import (
 // columns it reads from metrics.k8s.io.
 func TestK9s(t *testing.T) {
 	t.Parallel()
-	bin := toolFromEnv(t, "K9S_BIN", "hack/build-k9s.sh")
+	bin := peerBinary(t, "K9S_BIN", "hack/build-k9s.sh")
 	tmux, err := exec.LookPath("tmux")
 	if err != nil {
 		t.Fatal("tmux not installed: hack/build-cluster-bins.sh installs it")

@@ -21,7 +21,7 @@ import (
 // series.
 func TestKEDAPrometheusScaler(t *testing.T) {
 	t.Parallel()
-	bin := toolFromEnv(t, "KEDA_PROMETHEUS", "hack/build-keda.sh")
+	bin := peerBinary(t, "KEDA_PROMETHEUS", "hack/build-keda.sh")
 	deployment(t, "e2e-keda", "web", 3, "100m", "32Mi", "50m")
 	deployment(t, "e2e-keda", "worker", 1, "100m", "32Mi", "50m")
 	token := serviceAccountToken(t, "default", "e2e-keda")

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmetrics/kmetrics/test/internal/peers"
 )
 
 // The e2e cluster has its own ports and node addresses, so it runs beside
@@ -181,13 +183,15 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 	}
 }
 
-// toolFromEnv is the path of a client built outside the suite (make e2e
-// builds it with script, cached, and names it in env).
-func toolFromEnv(t *testing.T, env, script string) string {
+// peerBinary is the path of a peer or client built outside the suite: make
+// e2e builds it with script (cached by version) in the background, maybe
+// while the suite already runs, so the test that needs it waits here for
+// its build; a developer's run may name it in env instead.
+func peerBinary(t *testing.T, env, script string) string {
 	t.Helper()
-	bin := os.Getenv(env)
-	if bin == "" {
-		t.Fatalf("%s not set (make e2e builds it with %s)", env, script)
+	bin, err := peers.Binary(env, 45*time.Minute, t.Logf)
+	if err != nil {
+		t.Fatalf("%v (make e2e builds it with %s)", err, script)
 	}
 	return bin
 }

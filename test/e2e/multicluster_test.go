@@ -19,10 +19,7 @@ import (
 // cluster's data from the engine, and neither cluster's counts are doubled.
 func TestDashboardsAcrossClusters(t *testing.T) {
 	t.Parallel()
-	vmBin := os.Getenv("VICTORIAMETRICS_BIN")
-	if vmBin == "" {
-		t.Fatal("VICTORIAMETRICS_BIN is not set: run through make e2e")
-	}
+	vmBin := peerBinary(t, "VICTORIAMETRICS_BIN", "hack/build-victoriametrics.sh")
 	vm := startVictoriaMetrics(t, vmBin)
 	const ns = "e2e-clusters"
 	deployment(t, ns, "shop", 2, "300m", "96Mi", "100m")

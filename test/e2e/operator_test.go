@@ -39,10 +39,7 @@ const (
 // an invalid one is reported, a deleted one's rules are gone.
 func TestPrometheusOperatorObjects(t *testing.T) {
 	t.Parallel()
-	prometheusBin := os.Getenv("PROMETHEUS_BIN")
-	if prometheusBin == "" {
-		t.Fatal("PROMETHEUS_BIN is not set: run through make e2e")
-	}
+	prometheusBin := peerBinary(t, "PROMETHEUS_BIN", "hack/build-prometheus.sh")
 	for _, crd := range []string{"servicemonitors", "podmonitors", "prometheusrules"} {
 		mustKubectl(t, "apply", "--server-side", "-f", filepath.Join("..", "..", "deploy", "crds", "monitoring.coreos.com_"+crd+".yaml"))
 	}

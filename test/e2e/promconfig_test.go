@@ -27,10 +27,7 @@ const promcfgNS = "e2e-promcfg"
 // same labels, and every limit failing its scrape whole on both.
 func TestPrometheusConfigEquivalence(t *testing.T) {
 	t.Parallel()
-	prometheusBin := os.Getenv("PROMETHEUS_BIN")
-	if prometheusBin == "" {
-		t.Fatal("PROMETHEUS_BIN is not set: run through make e2e (hack/build-prometheus.sh builds Prometheus 3.15)")
-	}
+	prometheusBin := peerBinary(t, "PROMETHEUS_BIN", "hack/build-prometheus.sh")
 	honorTS := time.Now().Add(-30 * time.Second).UnixMilli()
 
 	// Applications: pods scraped through their annotations, one app per

@@ -33,10 +33,7 @@ const remoteNS = "e2e-remote"
 // outage sends the gap from its TSDB once the receiver is back.
 func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 	t.Parallel()
-	vmBin := os.Getenv("VICTORIAMETRICS_BIN")
-	if vmBin == "" {
-		t.Fatal("VICTORIAMETRICS_BIN is not set: run through make e2e (hack/build-victoriametrics.sh builds it)")
-	}
+	vmBin := peerBinary(t, "VICTORIAMETRICS_BIN", "hack/build-victoriametrics.sh")
 	vm := startVictoriaMetrics(t, vmBin)
 	var refused atomic.Int64
 	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

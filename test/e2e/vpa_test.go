@@ -19,7 +19,7 @@ import (
 // unchanged from the Go module proxy (hack/build-vpa.sh; make e2e sets
 // VPA_RECOMMENDER), with its CRDs beside it.
 func vpaRecommender(t *testing.T) (bin, crds string) {
-	bin = toolFromEnv(t, "VPA_RECOMMENDER", "hack/build-vpa.sh")
+	bin = peerBinary(t, "VPA_RECOMMENDER", "hack/build-vpa.sh")
 	return bin, bin + ".crds.yaml"
 }
 

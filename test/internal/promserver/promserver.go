@@ -5,6 +5,7 @@ package promserver
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/kmetrics/kmetrics/test/internal/peers"
 )
 
 // Server is a running Prometheus.
@@ -29,8 +32,11 @@ type Server struct {
 // remote-write receiver on 127.0.0.1:port and its data under dir.
 func Start(dir, port string) (*Server, error) {
 	bin, err := exec.LookPath("prometheus")
-	if b := os.Getenv("PROMETHEUS_BIN"); b != "" {
+	// make e2e may still be building Prometheus 3.15 (hack/build-peers.sh).
+	if b, perr := peers.Binary("PROMETHEUS_BIN", 45*time.Minute, nil); perr == nil {
 		bin, err = b, nil
+	} else if !errors.Is(perr, peers.ErrNotConfigured) {
+		return nil, perr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("Debian's prometheus is not installed (hack/build-cluster-bins.sh installs it): %w", err)
