@@ -206,12 +206,7 @@ func realNodeMixinAlerts(t *testing.T, k *secondKmetrics, pvDir string) {
 		{"KubePersistentVolumeInodesFillingUp", in("persistentvolumeclaim", "data", "severity", "warning")},
 	}
 	for _, a := range alerts {
-		eventually(t, 4*time.Minute, a.name+" firing", func() error {
-			if s := alertState(k, a.name, a.match); s != "firing" {
-				return fmt.Errorf("%s%v %q; active: %v", a.name, a.match, s, activeAlerts(k))
-			}
-			return nil
-		})
+		eventually(t, 4*time.Minute, a.name+" firing", alertFiring(k, a.name, a.match))
 	}
 	// Every condition ends at once: CPUThrottlingHigh and KubePodCrashLooping
 	// read the last 5 minutes, so they resolve 5 minutes after it ends.
@@ -225,8 +220,8 @@ func realNodeMixinAlerts(t *testing.T, k *secondKmetrics, pvDir string) {
 	}
 	eventually(t, 8*time.Minute, "every alert resolved", func() error {
 		for _, a := range alerts {
-			if s := alertState(k, a.name, a.match); s != "" {
-				return fmt.Errorf("%s%v still %s", a.name, a.match, s)
+			if err := alertResolved(k, a.name, a.match)(); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -84,12 +84,7 @@ spec:
 		"KubeStatefulSetGenerationMismatch": alertLabels(ns, "statefulset", "frozen"),
 	}
 	for name, match := range alerts {
-		eventually(t, 3*time.Minute, name+" firing", func() error {
-			if s := alertState(k, name, match); s != "firing" {
-				return fmt.Errorf("%s%v %q; active: %v", name, match, s, activeAlerts(k))
-			}
-			return nil
-		})
+		eventually(t, 3*time.Minute, name+" firing", alertFiring(k, name, match))
 	}
 	mustKubectl(t, "delete", "validatingadmissionpolicybinding", policy)
 	for _, kind := range []string{"deployment", "statefulset"} {
@@ -108,11 +103,6 @@ spec:
 		})
 	}
 	for name, match := range alerts {
-		eventually(t, 2*time.Minute, name+" resolved", func() error {
-			if s := alertState(k, name, match); s != "" {
-				return fmt.Errorf("%s%v still %s", name, match, s)
-			}
-			return nil
-		})
+		eventually(t, 2*time.Minute, name+" resolved", alertResolved(k, name, match))
 	}
 }

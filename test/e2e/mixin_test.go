@@ -248,22 +248,6 @@ spec:
 		})
 	})
 
-	firing := func(alert string, match map[string]string) func() error {
-		return func() error {
-			if alertState(k, alert, match) != "firing" {
-				return fmt.Errorf("%s%v not firing; active: %v", alert, match, activeAlerts(k))
-			}
-			return nil
-		}
-	}
-	resolved := func(alert string, match map[string]string) func() error {
-		return func() error {
-			if s := alertState(k, alert, match); s != "" {
-				return fmt.Errorf("%s%v still %s", alert, match, s)
-			}
-			return nil
-		}
-	}
 	type alert struct {
 		name  string
 		match map[string]string
@@ -294,11 +278,11 @@ spec:
 	for _, c := range cases {
 		t.Run(c.alerts[0].name+" fires and resolves", func(t *testing.T) {
 			for _, a := range c.alerts {
-				eventually(t, 3*time.Minute, a.name+" firing", firing(a.name, a.match))
+				eventually(t, 3*time.Minute, a.name+" firing", alertFiring(k, a.name, a.match))
 			}
 			mustKubectl(t, c.resolve...)
 			for _, a := range c.alerts {
-				eventually(t, 2*time.Minute, a.name+" resolved", resolved(a.name, a.match))
+				eventually(t, 2*time.Minute, a.name+" resolved", alertResolved(k, a.name, a.match))
 			}
 		})
 	}
@@ -315,9 +299,9 @@ spec:
 		mustKubectl(t, "-n", blocked, "patch", "statefulset", "ondelete", "-p",
 			`{"spec":{"template":{"metadata":{"annotations":{"e2e.kmetrics.dev/revision":"2"}}}}}`)
 		match := in(blocked, "statefulset", "ondelete")
-		eventually(t, 3*time.Minute, "KubeStatefulSetUpdateNotRolledOut firing", firing("KubeStatefulSetUpdateNotRolledOut", match))
+		eventually(t, 3*time.Minute, "KubeStatefulSetUpdateNotRolledOut firing", alertFiring(k, "KubeStatefulSetUpdateNotRolledOut", match))
 		mustKubectl(t, "-n", blocked, "delete", "statefulset", "ondelete")
-		eventually(t, 2*time.Minute, "KubeStatefulSetUpdateNotRolledOut resolved", resolved("KubeStatefulSetUpdateNotRolledOut", match))
+		eventually(t, 2*time.Minute, "KubeStatefulSetUpdateNotRolledOut resolved", alertResolved(k, "KubeStatefulSetUpdateNotRolledOut", match))
 	})
 	t.Run("KubeDeploymentGenerationMismatch and KubeStatefulSetGenerationMismatch fire and resolve", func(t *testing.T) {
 		generationMismatch(t, k, ns)
@@ -329,9 +313,9 @@ spec:
 			mustKubectl(t, "-n", ns, "create", "configmap", fmt.Sprintf("c%d", i))
 		}
 		match := map[string]string{"namespace": ns, "resourcequota": "configmaps"}
-		eventually(t, 3*time.Minute, "KubeQuotaAlmostFull firing", firing("KubeQuotaAlmostFull", match))
+		eventually(t, 3*time.Minute, "KubeQuotaAlmostFull firing", alertFiring(k, "KubeQuotaAlmostFull", match))
 		mustKubectl(t, "-n", ns, "delete", "configmap", "c0", "c1", "c2", "c3", "c4")
-		eventually(t, 2*time.Minute, "KubeQuotaAlmostFull resolved", resolved("KubeQuotaAlmostFull", match))
+		eventually(t, 2*time.Minute, "KubeQuotaAlmostFull resolved", alertResolved(k, "KubeQuotaAlmostFull", match))
 	})
 }
 
@@ -377,6 +361,28 @@ func activeAlerts(k *secondKmetrics) []activeAlert {
 	}
 	_ = json.Unmarshal(body, &resp)
 	return resp.Data.Alerts
+}
+
+// alertFiring, polled by eventually, passes once k's alert name whose labels
+// include match fires; its error lists what is active instead.
+func alertFiring(k *secondKmetrics, name string, match map[string]string) func() error {
+	return func() error {
+		if s := alertState(k, name, match); s != "firing" {
+			return fmt.Errorf("%s%v %q; active: %v", name, match, s, activeAlerts(k))
+		}
+		return nil
+	}
+}
+
+// alertResolved, polled by eventually, passes once no alert name whose
+// labels include match is active (pending or firing) in k.
+func alertResolved(k *secondKmetrics, name string, match map[string]string) func() error {
+	return func() error {
+		if s := alertState(k, name, match); s != "" {
+			return fmt.Errorf("%s%v still %s", name, match, s)
+		}
+		return nil
+	}
 }
 
 // alertState is the state of the alert whose labels include match ("" when

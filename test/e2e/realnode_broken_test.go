@@ -37,23 +37,13 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 	fires := func(names ...string) {
 		t.Helper()
 		for _, name := range names {
-			eventually(t, 3*time.Minute, name+" firing", func() error {
-				if s := alertState(k, name, onNode); s != "firing" {
-					return fmt.Errorf("%s%v %q; active: %v", name, onNode, s, activeAlerts(k))
-				}
-				return nil
-			})
+			eventually(t, 3*time.Minute, name+" firing", alertFiring(k, name, onNode))
 		}
 	}
 	resolves := func(names ...string) {
 		t.Helper()
 		for _, name := range names {
-			eventually(t, 3*time.Minute, name+" resolved", func() error {
-				if s := alertState(k, name, onNode); s != "" {
-					return fmt.Errorf("%s%v still %s", name, onNode, s)
-				}
-				return nil
-			})
+			eventually(t, 3*time.Minute, name+" resolved", alertResolved(k, name, onNode))
 		}
 	}
 	restartKubelet := func(args ...string) {
