@@ -21,11 +21,16 @@ import (
 func TestKubernetesMixinAlerts(t *testing.T) {
 	t.Parallel()
 	rules := immediateMixinRules(t)
-	const ns, blocked = "e2e-mixin", "e2e-mixin-blocked"
+	const ns, blocked, nodes = "e2e-mixin", "e2e-mixin-blocked", "e2e-mixin-nodes"
 	kubectlApply(t, `
 apiVersion: v1
 kind: Namespace
 metadata: {name: `+ns+`}
+---
+# The node-wide conditions' objects.
+apiVersion: v1
+kind: Namespace
+metadata: {name: `+nodes+`}
 ---
 apiVersion: v1
 kind: ResourceQuota
@@ -190,6 +195,7 @@ spec:
 `)
 	t.Cleanup(func() {
 		_, _ = kubectl("delete", "namespace", blocked, "--wait=false")
+		_, _ = kubectl("delete", "namespace", nodes, "--wait=false")
 		_, _ = kubectl("delete", "pv", "e2e-mixin-failed", "--wait=false")
 	})
 	// KubeHpaReplicasMismatch wants the current count unchanged for 15
@@ -305,6 +311,12 @@ spec:
 	})
 	t.Run("KubeDeploymentGenerationMismatch and KubeStatefulSetGenerationMismatch fire and resolve", func(t *testing.T) {
 		generationMismatch(t, k, ns)
+	})
+	t.Run("KubeCPUOvercommit and KubeMemoryOvercommit fire and resolve", func(t *testing.T) {
+		nodesOvercommitted(t, k, nodes)
+	})
+	t.Run("KubeDaemonSetMisScheduled fires and resolves", func(t *testing.T) {
+		daemonSetMisScheduled(t, k, nodes)
 	})
 	t.Run("KubeQuotaAlmostFull fires and resolves", func(t *testing.T) {
 		// 19 ConfigMaps of 20, above the alert's 90% (the namespace's
