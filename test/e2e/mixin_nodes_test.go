@@ -123,3 +123,66 @@ spec:
 	})
 	eventually(t, 2*time.Minute, "KubeDaemonSetMisScheduled resolved", alertResolved(k, "KubeDaemonSetMisScheduled", match))
 }
+
+// readinessFlapping: a node whose Ready condition goes true, false, true,
+// false (three changes) — a Node object with no kubelet, its status written
+// here as a flapping kubelet would, each state waited for in kmetrics k's
+// cluster state — fires KubeNodeReadinessFlapping. Cordoned, as an operator
+// takes a flapping node out, the alert's "schedulable" half ends and it
+// resolves (its 15-minute window of changes would take that long to empty).
+func readinessFlapping(t *testing.T, k *secondKmetrics) {
+	const node = "e2e-mixin-flapping"
+	kubectlApply(t, `
+apiVersion: v1
+kind: Node
+metadata: {name: `+node+`}
+spec:
+  taints: [{key: e2e/mixin-flapping, effect: NoSchedule}]
+`)
+	t.Cleanup(func() { _, _ = kubectl("delete", "node", node, "--wait=false") })
+	ready := `kube_node_status_condition{job="kube-state-metrics",node="` + node + `",condition="Ready",status="true"}`
+	for i, status := range []string{"True", "False", "True", "False"} {
+		now := time.Now().UTC().Format(time.RFC3339)
+		mustKubectl(t, "patch", "node", node, "--subresource=status", "-p", fmt.Sprintf(
+			`{"status":{"conditions":[{"type":"Ready","status":%q,"reason":"E2EFlapping","message":"written by the e2e test","lastHeartbeatTime":%q,"lastTransitionTime":%q}]}}`,
+			status, now, now))
+		want := map[string]float64{"True": 1, "False": 0}[status]
+		eventually(t, time.Minute, fmt.Sprintf("Ready=%s (change %d) in kmetrics' cluster state", status, i), func() error {
+			got := instantQuery(k.query, ready)
+			if len(got) != 1 || got[0].value != want {
+				return fmt.Errorf("%s: %v, want %v", ready, got, want)
+			}
+			return nil
+		})
+	}
+	match := map[string]string{"node": node}
+	eventually(t, 2*time.Minute, "KubeNodeReadinessFlapping firing", alertFiring(k, "KubeNodeReadinessFlapping", match))
+	mustKubectl(t, "cordon", node)
+	eventually(t, 2*time.Minute, "KubeNodeReadinessFlapping resolved", alertResolved(k, "KubeNodeReadinessFlapping", match))
+}
+
+// jobNotCompleted: a Job run by another controller (spec.managedBy, as
+// Kueue's are: Kubernetes' job controller leaves it alone) that reports it
+// started 13 hours ago and still has a pod active fires KubeJobNotCompleted
+// (12 hours). Deleted, its series end and the alert resolves.
+func jobNotCompleted(t *testing.T, k *secondKmetrics, ns string) {
+	kubectlApply(t, `
+apiVersion: batch/v1
+kind: Job
+metadata: {name: long, namespace: `+ns+`}
+spec:
+  managedBy: e2e.kmetrics.dev/elsewhere
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: main, image: registry.k8s.io/pause:3.10}]
+`)
+	t.Cleanup(func() { _, _ = kubectl("-n", ns, "delete", "job", "long", "--ignore-not-found", "--wait=false") })
+	started := time.Now().Add(-13 * time.Hour).UTC().Format(time.RFC3339)
+	mustKubectl(t, "-n", ns, "patch", "job", "long", "--subresource=status", "--type=merge", "-p",
+		fmt.Sprintf(`{"status":{"startTime":%q,"active":1}}`, started))
+	match := alertLabels(ns, "job_name", "long")
+	eventually(t, 3*time.Minute, "KubeJobNotCompleted firing", alertFiring(k, "KubeJobNotCompleted", match))
+	mustKubectl(t, "-n", ns, "delete", "job", "long")
+	eventually(t, 2*time.Minute, "KubeJobNotCompleted resolved", alertResolved(k, "KubeJobNotCompleted", match))
+}

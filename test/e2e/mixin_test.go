@@ -318,6 +318,12 @@ spec:
 	t.Run("KubeDaemonSetMisScheduled fires and resolves", func(t *testing.T) {
 		daemonSetMisScheduled(t, k, nodes)
 	})
+	t.Run("KubeNodeReadinessFlapping fires and resolves", func(t *testing.T) {
+		readinessFlapping(t, k)
+	})
+	t.Run("KubeJobNotCompleted fires and resolves", func(t *testing.T) {
+		jobNotCompleted(t, k, nodes)
+	})
 	t.Run("KubeQuotaAlmostFull fires and resolves", func(t *testing.T) {
 		// 19 ConfigMaps of 20, above the alert's 90% (the namespace's
 		// kube-root-ca.crt is one).
