@@ -30,6 +30,14 @@ const ProgressFile = "kmetrics-remote-write.progress"
 // backfillBatch is the samples of one backfill request.
 const backfillBatch = 2000
 
+// lateSamples bounds how far a sample's own timestamp may lag its append.
+// A kubelet stamps /metrics/resource with cAdvisor's last housekeeping (up
+// to 15 s old by default), and a target is scraped once per interval after
+// the restart: a sample stamped before the restart can be stored after it.
+// The WAL watcher skips it (it sends only what is newer than its start), so
+// the backfill reads the TSDB only this long after the restart.
+var lateSamples = time.Minute
+
 func (w *Writer) progressPath() string { return filepath.Join(w.dir, ProgressFile) }
 
 // saveProgress records how far every queue has sent. Nothing is written
@@ -66,7 +74,9 @@ func (w *Writer) loadProgress() int64 {
 // the queues' start (when their WAL watchers began) to every remote_write
 // endpoint, with its external labels and write_relabel_configs, retrying
 // recoverable errors until ctx ends. It is a no-op on a first start or
-// when nothing was left unsent. Call it once the TSDB is open.
+// when nothing was left unsent. Call it once the TSDB is open; it reads
+// the TSDB lateSamples after the start (the samples stamped before it may
+// still be coming).
 func (w *Writer) Backfill(ctx context.Context, db promstorage.Queryable) {
 	// The queues' watchers started a moment after w.started and send
 	// what is later than their start: a second more leaves no gap (a
@@ -74,6 +84,11 @@ func (w *Writer) Backfill(ctx context.Context, db promstorage.Queryable) {
 	from, to := w.loadProgress(), w.started.Add(time.Second).UnixMilli()
 	if from <= 0 || from >= to {
 		return
+	}
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(time.Until(w.started.Add(lateSamples))):
 	}
 	w.mu.Lock()
 	cfg := w.applied

@@ -244,7 +244,8 @@ func TestReload(t *testing.T) {
 // would start at the restart and skip it), along with what comes after.
 func TestBackfillAfterRestart(t *testing.T) {
 	flushDeadline = 200 * time.Millisecond
-	t.Cleanup(func() { flushDeadline = 30 * time.Second })
+	lateSamples = 3 * time.Second
+	t.Cleanup(func() { flushDeadline, lateSamples = 30*time.Second, time.Minute })
 	rcv := newReceiver(t)
 	dir := t.TempDir()
 	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
@@ -282,7 +283,25 @@ func TestBackfillAfterRestart(t *testing.T) {
 	rcv.status.Store(http.StatusNoContent) // the receiver is back
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w.Backfill(ctx, db)
+	backfilled := make(chan struct{})
+	go func() {
+		defer close(backfilled)
+		w.Backfill(ctx, db)
+	}()
+	defer func() { <-backfilled }()
+	// A sample stamped by its source just before the restart but stored
+	// after it, as a kubelet's lagging timestamps are: the WAL watcher
+	// skips it (older than its start); the backfill, reading the TSDB
+	// lateSamples after the start, sends it. A backfill reading at once
+	// would be over by now.
+	time.Sleep(300 * time.Millisecond)
+	a := w.Tee(db).Appender(context.Background())
+	if _, err := a.Append(0, labels.FromStrings("__name__", "late", "job", "test"), w.started.UnixMilli()-1, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Commit(); err != nil {
+		t.Fatal(err)
+	}
 	// At least once: a sample may come twice (the recorded progress is
 	// the queues' gauge, in float seconds).
 	received := func() map[float64]bool {
@@ -304,6 +323,10 @@ func TestBackfillAfterRestart(t *testing.T) {
 	waitUntil(t, "the native histogram received", func() bool {
 		v := rcv.values(`{__name__="gap_latency", cluster="east", job="test"}`)
 		return len(v) > 0 && v[0] == 7
+	})
+	waitUntil(t, "the late-stamped sample received", func() bool {
+		v := rcv.values(`{__name__="late", cluster="east", job="test"}`)
+		return len(v) == 1 && v[0] == 5
 	})
 }
 
