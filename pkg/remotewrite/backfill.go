@@ -41,9 +41,13 @@ var lateSamples = time.Minute
 func (w *Writer) progressPath() string { return filepath.Join(w.dir, ProgressFile) }
 
 // saveProgress records how far every queue has sent. Nothing is written
-// until every queue has sent something since the start: the previous
-// record stays the lower bound.
+// until every queue has sent something since the start, nor while the
+// backfill of the last run's gap is pending: the previous record stays the
+// lower bound.
 func (w *Writer) saveProgress() {
+	if w.backfillPending.Load() {
+		return
+	}
 	ts := w.rws.LowestSentTimestamp()
 	if ts <= 0 {
 		return
@@ -83,19 +87,28 @@ func (w *Writer) Backfill(ctx context.Context, db promstorage.Queryable) {
 	// sample in it may come twice; at least once).
 	from, to := w.loadProgress(), w.started.Add(time.Second).UnixMilli()
 	if from <= 0 || from >= to {
+		w.backfillPending.Store(false)
 		return
 	}
 	select {
 	case <-ctx.Done():
-		return
+		return // the next start sends the gap
 	case <-time.After(time.Until(w.started.Add(lateSamples))):
 	}
 	w.mu.Lock()
 	cfg := w.applied
 	w.mu.Unlock()
 	if cfg == nil {
+		w.backfillPending.Store(false)
 		return
 	}
+	defer func() {
+		// Stopped part way (shutdown): the progress stays where it was,
+		// and the next start sends the gap again (at least once).
+		if ctx.Err() == nil {
+			w.backfillPending.Store(false)
+		}
+	}()
 	for _, rwc := range cfg.RemoteWriteConfigs {
 		n, err := w.backfillOne(ctx, db, cfg.GlobalConfig.ExternalLabels, rwc, from, to)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,10 @@ type Writer struct {
 	// started is when the queues began reading the WAL: what is older and
 	// was not sent before a restart is the backfill's.
 	started time.Time
+	// backfillPending holds the recorded progress at the last run's until
+	// the backfill has sent the gap after it: a restart before that (a
+	// crash loop) must find the gap's start still recorded.
+	backfillPending atomic.Bool
 
 	mu      sync.Mutex
 	loaded  [sha256.Size]byte // of the file's bytes last applied or refused
@@ -54,6 +59,7 @@ func New(file, tsdbDir string, reg prometheus.Registerer, logger *slog.Logger) (
 	w := &Writer{file: file, dir: tsdbDir, logger: logger, rws: remote.NewWriteStorage(logger, reg, tsdbDir, flushDeadline, nil, false)}
 	registerMetrics(reg)
 	w.started = time.Now()
+	w.backfillPending.Store(w.loadProgress() > 0)
 	if _, err := w.reload(); err != nil {
 		_ = w.rws.Close()
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -342,5 +343,86 @@ func storeHistogram(t *testing.T, w *Writer, db *storage.DB, name string, count 
 	}
 	if err := a.Commit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Restarted again before the backfill ran (a crash loop): the new queues'
+// progress must not replace the record of where the gap starts, or the
+// gap is never sent.
+func TestProgressHeldUntilBackfilled(t *testing.T) {
+	flushDeadline = 200 * time.Millisecond
+	lateSamples = 0
+	t.Cleanup(func() { flushDeadline, lateSamples = 30*time.Second, time.Minute })
+	rcv := newReceiver(t)
+	dir := t.TempDir()
+	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	file := filepath.Join(t.TempDir(), "prometheus.yml")
+	writeConfig(t, file, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	start := func() *Writer {
+		w, err := New(file, dir, prometheus.NewRegistry(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.TSDB().SetWriteNotified(w)
+		time.Sleep(5 * time.Millisecond)
+		return w
+	}
+	series := `{__name__="held", job="test"}`
+
+	w := start()
+	store(t, w, db, "held", 1)
+	waitUntil(t, "the first sample counted sent", func() bool { return w.rws.LowestSentTimestamp() > 0 })
+	rcv.status.Store(http.StatusServiceUnavailable)
+	store(t, w, db, "held", 2) // never sent before the restart
+	_ = w.Close()
+	// The record is in whole seconds, and this test takes less than one:
+	// a second earlier tells it from anything the next runs would write.
+	gapStart := w.loadProgress() - 1000
+	if err := os.WriteFile(w.progressPath(), []byte(strconv.FormatInt(gapStart, 10)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The second run sends what comes after its start, and stops before
+	// its backfill ran.
+	rcv.status.Store(http.StatusNoContent)
+	w = start()
+	store(t, w, db, "held", 3)
+	waitUntil(t, "the second run's sample sent", func() bool {
+		for _, v := range rcv.values(series) {
+			if v == 3 {
+				return w.rws.LowestSentTimestamp() > 0
+			}
+		}
+		return false
+	})
+	w.saveProgress()
+	_ = w.Close()
+	if got := w.loadProgress(); got != gapStart {
+		t.Fatalf("the progress moved from %d to %d before the gap was sent", gapStart, got)
+	}
+
+	w = start()
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w.Backfill(ctx, db)
+	waitUntil(t, "the first run's unsent sample received", func() bool {
+		for _, v := range rcv.values(series) {
+			if v == 2 {
+				return true
+			}
+		}
+		return false
+	})
+	// Once it is sent, the progress follows the queues again.
+	store(t, w, db, "held", 4)
+	waitUntil(t, "the third run's sample counted sent", func() bool { return w.rws.LowestSentTimestamp() > 0 })
+	w.saveProgress()
+	if got := w.loadProgress(); got <= gapStart {
+		t.Fatalf("after the backfill the progress stays at %d (the gap started at %d)", got, gapStart)
 	}
 }
