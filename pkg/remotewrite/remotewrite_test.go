@@ -240,12 +240,12 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// A restart while the receiver is down: what was stored but not sent
-// before it is sent after it from the TSDB (Prometheus' WAL watcher alone
-// would start at the restart and skip it), along with what comes after.
-func TestBackfillAfterRestart(t *testing.T) {
-	flushDeadline = 200 * time.Millisecond
-	lateSamples = 3 * time.Second
+// restartRig is a receiver, a TSDB and a start of a Writer on it, as many
+// times as a test restarts kmetrics; config is the file's format with the
+// receiver's URL and fastQueue. The backfill waits late after a start.
+func restartRig(t *testing.T, late time.Duration, config string) (*receiver, *storage.DB, func() *Writer) {
+	t.Helper()
+	flushDeadline, lateSamples = 200*time.Millisecond, late
 	t.Cleanup(func() { flushDeadline, lateSamples = 30*time.Second, time.Minute })
 	rcv := newReceiver(t)
 	dir := t.TempDir()
@@ -253,10 +253,10 @@ func TestBackfillAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { _ = db.Close() })
 	file := filepath.Join(t.TempDir(), "prometheus.yml")
-	writeConfig(t, file, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n  send_native_histograms: true\n%s", rcv.srv.URL, fastQueue))
-	start := func() *Writer {
+	writeConfig(t, file, fmt.Sprintf(config, rcv.srv.URL, fastQueue))
+	return rcv, db, func() *Writer {
 		w, err := New(file, dir, prometheus.NewRegistry(), nil)
 		if err != nil {
 			t.Fatal(err)
@@ -265,6 +265,13 @@ func TestBackfillAfterRestart(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 		return w
 	}
+}
+
+// A restart while the receiver is down: what was stored but not sent
+// before it is sent after it from the TSDB (Prometheus' WAL watcher alone
+// would start at the restart and skip it), along with what comes after.
+func TestBackfillAfterRestart(t *testing.T) {
+	rcv, db, start := restartRig(t, 3*time.Second, "global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n  send_native_histograms: true\n%s")
 	series := `{__name__="gap", cluster="east", job="test"}`
 
 	w := start()
@@ -350,27 +357,7 @@ func storeHistogram(t *testing.T, w *Writer, db *storage.DB, name string, count 
 // progress must not replace the record of where the gap starts, or the
 // gap is never sent.
 func TestProgressHeldUntilBackfilled(t *testing.T) {
-	flushDeadline = 200 * time.Millisecond
-	lateSamples = 0
-	t.Cleanup(func() { flushDeadline, lateSamples = 30*time.Second, time.Minute })
-	rcv := newReceiver(t)
-	dir := t.TempDir()
-	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	file := filepath.Join(t.TempDir(), "prometheus.yml")
-	writeConfig(t, file, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
-	start := func() *Writer {
-		w, err := New(file, dir, prometheus.NewRegistry(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db.TSDB().SetWriteNotified(w)
-		time.Sleep(5 * time.Millisecond)
-		return w
-	}
+	rcv, db, start := restartRig(t, 0, "remote_write:\n- url: %s\n%s")
 	series := `{__name__="held", job="test"}`
 
 	w := start()
