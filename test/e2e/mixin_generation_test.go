@@ -18,27 +18,8 @@ import (
 // controllers catch up and both resolve.
 func generationMismatch(t *testing.T, k *secondKmetrics, ns string) {
 	const policy = "e2e-mixin-frozen-status"
-	kubectlApply(t, `
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: `+policy+`}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - {apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments/status, statefulsets/status]}
-  validations:
-  - {expression: "false", message: "status frozen by the e2e test"}
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: `+policy+`}
-spec:
-  policyName: `+policy+`
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: `+ns+`}}
-    objectSelector: {matchLabels: {e2e.kmetrics.dev/frozen: "true"}}
+	kubectlApply(t, refusingPolicy(policy, ns, `{e2e.kmetrics.dev/frozen: "true"}`, "status frozen by the e2e test",
+		`{apiGroups: [apps], apiVersions: [v1], operations: [UPDATE], resources: [deployments/status, statefulsets/status]}`)+`
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -105,4 +86,33 @@ spec:
 	for name, match := range alerts {
 		eventually(t, 2*time.Minute, name+" resolved", alertResolved(k, name, match))
 	}
+}
+
+// refusingPolicy is an admission policy, name, that refuses every request
+// matching rule (a resourceRules entry) with message, bound to the objects
+// of namespace ns whose labels match selector (matchLabels): a controller
+// whose writes or deletions fail, as a broken webhook or finalizer makes it.
+func refusingPolicy(name, ns, selector, message, rule string) string {
+	return fmt.Sprintf(`
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: %[1]s}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - %[5]s
+  validations:
+  - {expression: "false", message: %[4]q}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: %[1]s}
+spec:
+  policyName: %[1]s
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %[2]s}}
+    objectSelector: {matchLabels: %[3]s}
+`, name, ns, selector, message, rule)
 }

@@ -74,28 +74,8 @@ spec:
 		}
 		return nil
 	})
-	kubectlApply(t, `
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicy
-metadata: {name: `+policy+`}
-spec:
-  failurePolicy: Fail
-  matchConstraints:
-    resourceRules:
-    - {apiGroups: [""], apiVersions: [v1], operations: [DELETE], resources: [pods]}
-  validations:
-  - {expression: "false", message: "the daemon pod stays (e2e test)"}
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingAdmissionPolicyBinding
-metadata: {name: `+policy+`}
-spec:
-  policyName: `+policy+`
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: `+ns+`}}
-    objectSelector: {matchLabels: {app: misscheduled}}
-`)
+	kubectlApply(t, refusingPolicy(policy, ns, `{app: misscheduled}`, "the daemon pod stays (e2e test)",
+		`{apiGroups: [""], apiVersions: [v1], operations: [DELETE], resources: [pods]}`))
 	// The policy takes effect a moment after it is created: the label goes
 	// once a deletion (dry run) is refused.
 	eventually(t, time.Minute, "the daemon pod's deletion refused", func() error {
