@@ -189,7 +189,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 // its build; a developer's run may name it in env instead.
 func peerBinary(t *testing.T, env, script string) string {
 	t.Helper()
-	bin, err := peers.Binary(env, 45*time.Minute, t.Logf)
+	bin, err := peers.Binary(env, peers.Wait, t.Logf)
 	if err != nil {
 		t.Fatalf("%v (make e2e builds it with %s)", err, script)
 	}

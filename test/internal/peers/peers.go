@@ -17,6 +17,10 @@ import (
 // DirEnv names the directory hack/build-peers.sh writes into.
 const DirEnv = "KMETRICS_PEERS"
 
+// Wait is how long a test waits for a peer's build: a cold machine's
+// slowest (KEDA) with the suite beside it, and then some.
+const Wait = 45 * time.Minute
+
 // ErrNotConfigured is returned when neither env nor DirEnv is set: the test
 // was not started through make.
 var ErrNotConfigured = errors.New("not configured")

@@ -33,7 +33,7 @@ type Server struct {
 func Start(dir, port string) (*Server, error) {
 	bin, err := exec.LookPath("prometheus")
 	// make e2e may still be building Prometheus 3.15 (hack/build-peers.sh).
-	if b, perr := peers.Binary("PROMETHEUS_BIN", 45*time.Minute, nil); perr == nil {
+	if b, perr := peers.Binary("PROMETHEUS_BIN", peers.Wait, nil); perr == nil {
 		bin, err = b, nil
 	} else if !errors.Is(perr, peers.ErrNotConfigured) {
 		return nil, perr
