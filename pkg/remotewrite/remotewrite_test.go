@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +74,44 @@ func (r *receiver) values(series string) []float64 {
 	return append([]float64(nil), r.got[series]...)
 }
 
+// lastProbe is the value of the last probe sample any test stored.
+var lastProbe atomic.Int64
+
+// probed says whether the receiver has a probe sample whose value is
+// above the given one.
+func (r *receiver) probed(above float64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, values := range r.got {
+		if strings.Contains(key, `__name__="watcher_started"`) && slices.Max(values) > above {
+			return true
+		}
+	}
+	return false
+}
+
+// awaitWatcher returns once w's WAL watchers send what is stored: they
+// send only samples stamped after they started, which they do in their
+// own goroutines, later than New returns (on a loaded machine, more than a
+// moment later). It stores a probe sample every 50 ms until one is
+// received, then waits for the last (so none is still queued when the test
+// goes on), so the receiver must be up.
+func awaitWatcher(t *testing.T, w *Writer, db *storage.DB, rcv *receiver) {
+	t.Helper()
+	first := float64(lastProbe.Load())
+	deadline := time.Now().Add(30 * time.Second)
+	v := first
+	for !rcv.probed(first) {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the WAL watcher to send a probe sample")
+		}
+		v = float64(lastProbe.Add(1))
+		store(t, w, db, "watcher_started", v)
+		time.Sleep(50 * time.Millisecond)
+	}
+	waitUntil(t, "the last probe sample received", func() bool { return rcv.probed(v - 1) })
+}
+
 func waitUntil(t *testing.T, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -95,8 +134,32 @@ const fastQueue = `
   queue_config: {batch_send_deadline: 100ms, min_backoff: 10ms, max_backoff: 100ms}
 `
 
-// setup opens a TSDB and a Writer sending it to the receiver.
-func setup(t *testing.T, configBody string) (*storage.DB, *Writer, *prometheus.Registry, string) {
+// keepNotifying notifies w's WAL watchers every 100 ms until the test
+// ends, as kmetrics' steady writes do: a watcher busy reading when a write
+// notifies it misses the notification, and without another write reads
+// again only on its 15 s ticker — long enough, twice, to time a test out.
+func keepNotifying(t *testing.T, w *Writer) {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	t.Cleanup(func() { close(done); <-stopped })
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				w.Notify()
+			}
+		}
+	}()
+}
+
+// setup opens a TSDB and a Writer sending it to rcv (configBody names it),
+// and waits until its WAL watcher sends.
+func setup(t *testing.T, rcv *receiver, configBody string) (*storage.DB, *Writer, *prometheus.Registry, string) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := storage.Open(storage.Options{Path: dir}, nil, nil)
@@ -112,8 +175,8 @@ func setup(t *testing.T, configBody string) (*storage.DB, *Writer, *prometheus.R
 	}
 	db.TSDB().SetWriteNotified(w)
 	t.Cleanup(func() { _ = w.Close(); _ = db.Close() })
-	// The WAL watcher sends samples later than its start (strictly).
-	time.Sleep(5 * time.Millisecond)
+	keepNotifying(t, w)
+	awaitWatcher(t, w, db, rcv)
 	return db, w, reg, file
 }
 
@@ -165,7 +228,7 @@ func metricValue(m *dto.Metric) float64 {
 // the TSDB's WAL.
 func TestSendsWhatIsStored(t *testing.T) {
 	rcv := newReceiver(t)
-	db, w, _, _ := setup(t, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	db, w, _, _ := setup(t, rcv, fmt.Sprintf("global: {external_labels: {cluster: east}}\nremote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
 	for i := 1; i <= 3; i++ {
 		store(t, w, db, "shipped", float64(i))
 	}
@@ -185,7 +248,7 @@ func TestSendsWhatIsStored(t *testing.T) {
 // losing nothing.
 func TestReceiverFailures(t *testing.T) {
 	rcv := newReceiver(t)
-	db, w, reg, _ := setup(t, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	db, w, reg, _ := setup(t, rcv, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
 
 	rcv.status.Store(http.StatusBadRequest)
 	store(t, w, db, "refused", 1)
@@ -212,7 +275,7 @@ func TestReceiverFailures(t *testing.T) {
 // sending; a valid change applies.
 func TestReload(t *testing.T) {
 	rcv := newReceiver(t)
-	db, w, reg, file := setup(t, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
+	db, w, reg, file := setup(t, rcv, fmt.Sprintf("remote_write:\n- url: %s\n%s", rcv.srv.URL, fastQueue))
 
 	writeConfig(t, file, "remote_write:\n- url: %%%\n  bogus_field: 1\n")
 	if changed, err := w.reload(); !changed || err == nil || !strings.Contains(err.Error(), file) {
@@ -230,7 +293,12 @@ func TestReload(t *testing.T) {
 	if _, err := w.reload(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(5 * time.Millisecond) // the new queue sends what comes after it
+	// The new queue sends what comes after it started: a probe until it
+	// arrives with the new labels.
+	waitUntil(t, "the new queue sending", func() bool {
+		store(t, w, db, "watcher_started", 1)
+		return len(rcv.values(`{__name__="watcher_started", cluster="west", job="test"}`)) > 0
+	})
 	store(t, w, db, "after_reload", 1)
 	waitUntil(t, "the new external labels sent", func() bool {
 		return len(rcv.values(`{__name__="after_reload", cluster="west", job="test"}`)) == 1
@@ -262,7 +330,12 @@ func restartRig(t *testing.T, late time.Duration, config string) (*receiver, *st
 			t.Fatal(err)
 		}
 		db.TSDB().SetWriteNotified(w)
-		time.Sleep(5 * time.Millisecond)
+		keepNotifying(t, w)
+		if rcv.status.Load() == http.StatusNoContent {
+			awaitWatcher(t, w, db, rcv)
+		}
+		// Down, the receiver cannot show it: what the watchers skip,
+		// stored in the second after the start, is the backfill's.
 		return w
 	}
 }
