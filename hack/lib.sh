@@ -63,17 +63,57 @@ self_signed_ca() {
 # CA.crt/CA.key.
 sign_cert() {
   local out=$1 ca=$2 subj=$3 eku=$4 days=$5 sans=${6:-}
+  leaf_request "$out" "$subj" "$eku" "$sans"
+  openssl x509 -req -in "$out.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial \
+    -days "$days" -extfile "$out.ext" -out "$out.crt" 2>/dev/null
+  rm -f "$out.csr" "$out.ext"
+}
+
+# sign_cert_between OUT CA SUBJECT EKU NOT_BEFORE NOT_AFTER [SANS]: as
+# sign_cert, valid from NOT_BEFORE to NOT_AFTER (`date -d` forms such as
+# "-10 days"): a certificate issued long ago, close to its end. OpenSSL 3.0's
+# x509 cannot backdate; its ca command can, from a throwaway database.
+sign_cert_between() {
+  local out=$1 ca=$2 subj=$3 eku=$4 from to sans=${7:-} db
+  from=$(date -u -d "$5" +%Y%m%d%H%M%SZ)
+  to=$(date -u -d "$6" +%Y%m%d%H%M%SZ)
+  leaf_request "$out" "$subj" "$eku" "$sans"
+  db=$(mktemp -d)
+  : > "$db/index.txt"
+  printf '%s\n' "$(openssl rand -hex 8)" > "$db/serial"
+  cat > "$db/ca.cnf" <<CNF
+[ca]
+default_ca = leaf
+[leaf]
+database = $db/index.txt
+new_certs_dir = $db
+serial = $db/serial
+default_md = sha256
+policy = any
+preserve = yes
+unique_subject = no
+[any]
+organizationName = optional
+commonName = supplied
+CNF
+  openssl ca -batch -notext -config "$db/ca.cnf" -cert "$ca.crt" -keyfile "$ca.key" -in "$out.csr" \
+    -startdate "$from" -enddate "$to" -extfile "$out.ext" -out "$out.crt" 2>"$db/err" ||
+    { cat "$db/err" >&2; rm -rf "$db"; return 1; }
+  rm -rf "$db" "$out.csr" "$out.ext"
+}
+
+# leaf_request OUT SUBJECT EKU SANS: OUT.key, a request for it (OUT.csr) and
+# the extensions a leaf certificate of it carries (OUT.ext).
+leaf_request() {
+  local out=$1 subj=$2 eku=$3 sans=$4
   gen_key "$out.key"
   openssl req -new -key "$out.key" -subj "$subj" -out "$out.csr" 2>/dev/null
   {
     echo "basicConstraints=CA:FALSE"
     echo "keyUsage=critical,digitalSignature,keyEncipherment"
     echo "extendedKeyUsage=$eku"
-    [ -n "$sans" ] && echo "subjectAltName=$sans"
+    if [ -n "$sans" ]; then echo "subjectAltName=$sans"; fi
   } > "$out.ext"
-  openssl x509 -req -in "$out.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial \
-    -days "$days" -extfile "$out.ext" -out "$out.crt" 2>/dev/null
-  rm -f "$out.csr" "$out.ext"
 }
 
 # client_kubeconfig FILE USER CERT: a kubeconfig for the local API server

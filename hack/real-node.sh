@@ -5,14 +5,20 @@
 # cluster CA, webhook authentication and authorization against the API
 # server. Its pause and workload images are built here (no registry).
 #
-#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger|full PODS|pressure] | stop-kubelet
-#                     | import-image ARCHIVE REF | env
+#   hack/real-node.sh up | down | restart-kubelet [cluster|stranger|full PODS|pressure|expiring] | stop-kubelet
+#                     | freeze-runtime SECONDS | import-image ARCHIVE REF | env
 #
 # restart-kubelet stranger serves a certificate from a CA nobody trusts
 # (what a node with a wrong CA looks like to kmetrics); full gives the node
 # room for PODS pods; pressure sets a memory eviction threshold above the
-# node's memory (MemoryPressure, pods evicted); cluster goes back.
+# node's memory (MemoryPressure, pods evicted); expiring gives it client and
+# serving certificates issued ten days ago that end in 20 hours, and turns
+# on their renewal (see kubelet_config); cluster goes back.
 # stop-kubelet stops it (the node turns NotReady, then unreachable).
+# freeze-runtime stops containerd (SIGSTOP) for SECONDS, then resumes it: a
+# runtime that hangs; every call the kubelet makes to it (its PLEG's relist
+# among them) waits meanwhile, while the containers run on (their shims are
+# processes of their own).
 # Settings (environment): KMETRICS_STATE (the cluster's state dir),
 # KMETRICS_APISERVER_PORT, KMETRICS_REAL_NODE_IP (default: this machine's
 # first global IPv4 address: the kubelet refuses a loopback node IP),
@@ -42,6 +48,9 @@ CERTS=$STATE/certs
 LOGS=$STATE/logs
 PIDS=$STATE/pids
 SOCK=$D/run/containerd.sock
+# The kubelet's own certificate directory (--cert-dir): what it renews is
+# kept there. It exists once the expiring mode has run.
+CERT_DIR=$D/kubelet-pki
 KUBECONFIG_ADMIN=$STATE/admin.kubeconfig
 
 log() { echo "[real-node] $*" >&2; }
@@ -149,18 +158,38 @@ TOML
   wait_for "containerd" 30 containerd ctr --address "$SOCK" version
 }
 
-kubelet_config() { # kubelet_config cluster|stranger|full PODS|pressure
-  local cert=serving max_pods=110 memory_threshold=1Mi
+kubelet_config() { # kubelet_config cluster|stranger|full PODS|pressure|expiring
+  local cert=serving client=client max_pods=110 memory_threshold=1Mi rotate=false bootstrap=false
   case "$1" in
     cluster) ;;
     stranger) cert=stranger-serving ;;
+    # Issued ten days ago, ending in 20 hours: past the point where a
+    # kubelet renews its certificates (70-90 % of their life) and under the
+    # day the kubernetes-mixin's critical expiry alerts count down from.
+    # From an empty certificate directory: what the kubelet renews (through
+    # CertificateSigningRequests) lands there.
+    expiring)
+      cert=expiring-serving client=expiring-client
+      sign_cert_between "$D/pki/$cert" "$CERTS/ca" "/O=system:nodes/CN=system:node:$NODE" serverAuth \
+        "-10 days" "+20 hours" "IP:$NODE_IP,DNS:$NODE"
+      sign_cert_between "$D/pki/$client" "$CERTS/ca" "/O=system:nodes/CN=system:node:$NODE" clientAuth "-10 days" "+20 hours"
+      rm -rf "$CERT_DIR"
+      mkdir -p "$CERT_DIR"
+      ;;
     full) max_pods=${2:?full takes the pod capacity} ;;
     # Less than 99% of the memory available, always: pressure, evictions
     # (the kubelet ignores a threshold of 100%).
     pressure) memory_threshold=99% ;;
-    *) die "kubelet_config: $1: not cluster, stranger, full or pressure" ;;
+    *) die "kubelet_config: $1: not cluster, stranger, full, pressure or expiring" ;;
   esac
-  client_kubeconfig "$D/kubelet.kubeconfig" kubelet "$D/pki/client"
+  # Once renewal is on, every later mode keeps it, with what was renewed
+  # (as a node does): the renewal errors' counters stay series across
+  # restarts. Not for the stranger's certificate: the renewed one would win.
+  if [ -d "$CERT_DIR" ]; then
+    rotate=true
+    [ "$1" = stranger ] || bootstrap=true
+  fi
+  client_kubeconfig "$D/kubelet.kubeconfig" kubelet "$D/pki/$client"
   cat > "$D/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -171,6 +200,8 @@ healthzBindAddress: 127.0.0.1
 healthzPort: 0
 tlsCertFile: $D/pki/$cert.crt
 tlsPrivateKeyFile: $D/pki/$cert.key
+rotateCertificates: $rotate
+serverTLSBootstrap: $bootstrap
 authentication:
   anonymous: {enabled: false}
   webhook: {enabled: true, cacheTTL: 10s}
@@ -224,7 +255,7 @@ unlink_default_socket() {
 kubelet_up() {
   link_default_socket
   start kubelet "$K8S_BIN/kubelet" --config "$D/kubelet.yaml" --kubeconfig "$D/kubelet.kubeconfig" \
-    --hostname-override "$NODE" --node-ip "$NODE_IP" --root-dir "$D/kubelet" \
+    --hostname-override "$NODE" --node-ip "$NODE_IP" --root-dir "$D/kubelet" --cert-dir "$CERT_DIR" \
     --node-labels "kmetrics.dev/real-node=true" --v 2
   wait_for "node $NODE Ready" 120 kubelet kc wait --for=condition=Ready "node/$NODE" --timeout=1s
 }
@@ -244,10 +275,20 @@ up() {
   log "up: node $NODE at https://$NODE_IP:10250"
 }
 
-restart_kubelet() { # restart_kubelet cluster|stranger|full PODS|pressure
+restart_kubelet() { # restart_kubelet cluster|stranger|full PODS|pressure|expiring
   stop kubelet
   kubelet_config "${1:-cluster}" "${2:-}"
   kubelet_up
+}
+
+freeze_runtime() { # freeze_runtime SECONDS
+  local pid
+  pid=$(cat "$PIDS/containerd.pid")
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = containerd ] || die "process $pid of $PIDS/containerd.pid is not containerd"
+  trap "kill -CONT $pid 2>/dev/null || true" EXIT
+  kill -STOP "$pid"
+  sleep "$1"
+  kill -CONT "$pid"
 }
 
 # down stops every container (the shims outlive containerd), then the
@@ -284,6 +325,7 @@ case "${1:-}" in
   down) down ;;
   restart-kubelet) restart_kubelet "${2:-cluster}" "${3:-}" ;;
   stop-kubelet) stop kubelet ;;
+  freeze-runtime) freeze_runtime "${2:?SECONDS}" ;;
   import-image) import_image "${2:?ARCHIVE}" "${3:?REF}" ;;
   env)
     echo "REAL_NODE=$NODE"
@@ -293,5 +335,5 @@ case "${1:-}" in
     echo "REAL_NODE_WORKLOAD_IMAGE=$WORKLOAD_IMAGE"
     echo "REAL_NODE_CONSUMER_IMAGE=$CONSUMER_IMAGE"
     ;;
-  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger|full PODS|pressure]|stop-kubelet|import-image ARCHIVE REF|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart-kubelet [cluster|stranger|full PODS|pressure|expiring]|stop-kubelet|freeze-runtime SECONDS|import-image ARCHIVE REF|env" >&2; exit 2 ;;
 esac

@@ -93,6 +93,25 @@ spec:
 // of namespace ns whose labels match selector (matchLabels): a controller
 // whose writes or deletions fail, as a broken webhook or finalizer makes it.
 func refusingPolicy(name, ns, selector, message, rule string) string {
+	return admissionRefusal(name, message, rule, "", fmt.Sprintf(`
+  matchResources:
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}
+    objectSelector: {matchLabels: %s}`, ns, selector))
+}
+
+// refusingPolicyWhen is an admission policy, name, that refuses with
+// message the requests matching rule for which condition (CEL, on
+// request) holds, whatever their object, cluster-scoped ones included.
+func refusingPolicyWhen(name, condition, message, rule string) string {
+	return admissionRefusal(name, message, rule, fmt.Sprintf(`
+  matchConditions:
+  - {name: when, expression: %q}`, condition), "")
+}
+
+// admissionRefusal is a ValidatingAdmissionPolicy refusing what rule
+// matches with message, with more of its spec (policySpec) and of its
+// binding's (bindingSpec).
+func admissionRefusal(name, message, rule, policySpec, bindingSpec string) string {
 	return fmt.Sprintf(`
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
@@ -101,18 +120,15 @@ spec:
   failurePolicy: Fail
   matchConstraints:
     resourceRules:
-    - %[5]s
+    - %[3]s%[4]s
   validations:
-  - {expression: "false", message: %[4]q}
+  - {expression: "false", message: %[2]q}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
 metadata: {name: %[1]s}
 spec:
   policyName: %[1]s
-  validationActions: [Deny]
-  matchResources:
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %[2]s}}
-    objectSelector: {matchLabels: %[3]s}
-`, name, ns, selector, message, rule)
+  validationActions: [Deny]%[5]s
+`, name, message, rule, policySpec, bindingSpec)
 }
