@@ -64,8 +64,12 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 	// Expiring certificates, renewal refused, then renewed; a runtime that
 	// hangs. What they fire reads five minutes of history: checked
 	// resolved at the end.
+	began := time.Now()
+	done := func(what string) { t.Logf("%s: done at %v", what, time.Since(began).Round(time.Second)) }
 	renewed := expiringCertificates(t, node, k, restartKubelet)
+	done("certificates")
 	thawed := hangingRuntime(t, node, k)
+	done("hanging runtime")
 
 	// Full: the node runs two pods (burn and spare) and is given room for
 	// two. The other parts' pods must be gone first.
@@ -101,6 +105,7 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 	// which rate() cannot tell from a counter that never moved. An eviction
 	// after that (a pod arriving at the node, tolerating its pressure) is
 	// what KubeNodeEviction sees — on a node under pressure, there is one.
+	done("full")
 	restartKubelet("pressure")
 	resolves("KubeletTooManyPods")
 	fires("KubeNodePressure")
@@ -119,6 +124,7 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 	}
 	restartKubelet("cluster")
 	resolves("KubeNodePressure")
+	done("pressure")
 
 	// Stopped.
 	if _, err := realNodeScript("stop-kubelet"); err != nil {
@@ -129,8 +135,10 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 	restartKubelet("cluster")
 	stopped = false
 	resolves("KubeletInstanceUnreachable", "KubeNodeNotReady", "KubeNodeUnreachable")
+	done("stopped")
 	resolvedAfterWindow(t, k, onNode, renewed, "KubeletClientCertificateRenewalErrors", "KubeletServerCertificateRenewalErrors")
 	resolvedAfterWindow(t, k, onNode, thawed, "KubeletPlegDurationHigh")
+	done("five-minute windows")
 }
 
 // hangingRuntime stops the node's containerd for 12 s, five times, 3 s
