@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +13,6 @@ import (
 // each condition ended before the next, and checks the kubernetes-mixin's
 // node alerts on k (the shipped rules without their "for:", with the
 // kubelet's /metrics scraped):
-//   - certificates close to their end whose renewal is refused (see
-//     expiringCertificates): the kubelet certificate expiry and renewal
-//     alerts; renewed, they resolve (the renewal alerts at the end: they
-//     read five minutes of errors);
-//   - a runtime that hangs (see hangingRuntime): KubeletPlegDurationHigh,
-//     resolved at the end too;
 //   - full: a kubelet with room for exactly the pods it runs:
 //     KubeletTooManyPods (the kubelet's running pods over the node's
 //     capacity);
@@ -61,15 +53,8 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 		}
 	}
 
-	// Expiring certificates, renewal refused, then renewed; a runtime that
-	// hangs. What they fire reads five minutes of history: checked
-	// resolved at the end.
 	began := time.Now()
 	done := func(what string) { t.Logf("%s: done at %v", what, time.Since(began).Round(time.Second)) }
-	renewed := expiringCertificates(t, node, k, restartKubelet)
-	done("certificates")
-	thawed := hangingRuntime(t, node, k)
-	done("hanging runtime")
 
 	// Full: the node runs two pods (burn and spare) and is given room for
 	// two. The other parts' pods must be gone first.
@@ -136,54 +121,4 @@ func brokenNode(t *testing.T, node *realNode, k *secondKmetrics) {
 	stopped = false
 	resolves("KubeletInstanceUnreachable", "KubeNodeNotReady", "KubeNodeUnreachable")
 	done("stopped")
-	resolvedAfterWindow(t, k, onNode, renewed, "KubeletClientCertificateRenewalErrors", "KubeletServerCertificateRenewalErrors")
-	resolvedAfterWindow(t, k, onNode, thawed, "KubeletPlegDurationHigh")
-	done("five-minute windows")
-}
-
-// hangingRuntime stops the node's containerd for 12 s, five times, 3 s
-// apart: each relist of the kubelet's PLEG that meets it waits it out.
-// Five relists past 10 s among some 250 in five minutes put the 99th
-// percentile in the kubelet's highest bucket, 10 s, which is what
-// KubeletPlegDurationHigh (p99 >= 10) reads. It returns when the runtime
-// last resumed.
-//
-// KubeletPodStartUpLatencyHigh (p99 of the pod workers' durations > 60)
-// cannot fire on this kubelet: those buckets end at 10 s too, and
-// histogram_quantile answers at most the highest finite bucket. Checked
-// here, so that a kubelet with wider buckets shows up.
-func hangingRuntime(t *testing.T, node *realNode, k *secondKmetrics) (thawed time.Time) {
-	t.Helper()
-	buckets := instantQuery(k.query, `kubelet_pod_worker_duration_seconds_bucket{node="`+node.name+`"}`)
-	highest := 0.0
-	for _, b := range buckets {
-		if le, err := strconv.ParseFloat(b.labels["le"], 64); err == nil && !math.IsInf(le, 1) {
-			highest = max(highest, le)
-		}
-	}
-	if highest != 10 {
-		t.Errorf("kubelet_pod_worker_duration_seconds' highest finite bucket is %v (of %d series), not 10: "+
-			"KubeletPodStartUpLatencyHigh (> 60) may now fire; make it", highest, len(buckets))
-	}
-
-	for i := 0; i < 5; i++ {
-		if _, err := realNodeScript("freeze-runtime", "12"); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(3 * time.Second)
-	}
-	thawed = time.Now()
-	eventually(t, 3*time.Minute, "KubeletPlegDurationHigh firing", alertFiring(k, "KubeletPlegDurationHigh", map[string]string{"node": node.name}))
-	t.Logf("PLEG relist p99: %v", instantQuery(k.query, `node_quantile:kubelet_pleg_relist_duration_seconds:histogram_quantile{node="`+node.name+`"}`))
-	return thawed
-}
-
-// resolvedAfterWindow checks that alerts reading five minutes of history
-// resolve once five minutes have passed since their cause ended (and a
-// rule evaluation, and a margin).
-func resolvedAfterWindow(t *testing.T, k *secondKmetrics, match map[string]string, ended time.Time, names ...string) {
-	t.Helper()
-	for _, name := range names {
-		eventually(t, max(time.Minute, time.Until(ended.Add(7*time.Minute))), name+" resolved", alertResolved(k, name, match))
-	}
 }

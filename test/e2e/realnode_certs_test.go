@@ -37,8 +37,7 @@ const refusedRenewalPolicy = "e2e-real-node-renewal-refused"
 // The renewal alerts read five minutes of errors; it returns when the
 // errors ended, for the caller to check them resolved minutes later (the
 // node keeps renewal on, and its counters, across its later restarts).
-func expiringCertificates(t *testing.T, node *realNode, k *secondKmetrics, restartKubelet func(...string)) (renewed time.Time) {
-	t.Helper()
+func expiringCertificates(t *testing.T, node *realNode, k *secondKmetrics) (renewed time.Time) {
 	t.Cleanup(func() {
 		_, _ = kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", refusedRenewalPolicy, "--ignore-not-found")
 	})
@@ -55,7 +54,9 @@ func expiringCertificates(t *testing.T, node *realNode, k *secondKmetrics, resta
 		return nil
 	})
 
-	restartKubelet("expiring")
+	if _, err := realNodeScript("restart-kubelet", "expiring"); err != nil {
+		t.Fatal(err)
+	}
 	onNode := map[string]string{"node": node.name}
 	for _, name := range []string{"KubeletClientCertificateExpiration", "KubeletServerCertificateExpiration"} {
 		for _, severity := range []string{"warning", "critical"} {

@@ -70,7 +70,9 @@ func (n *realNode) get(path string) ([]byte, error) {
 // cgroups account; the node row is the kubelet's own; cAdvisor series carry
 // the labels the kubernetes-mixin selects on; a kmetrics without
 // nodes/metrics is refused by the kubelet, and a node serving a certificate
-// from the wrong CA fails alone.
+// from the wrong CA fails alone; the kubernetes-mixin's kubelet alerts fire
+// and resolve as the node fails (its certificates, its runtime, its room,
+// its memory, the kubelet itself).
 //
 // The node joins the shared cluster for this test only (tainted, so only
 // this test's pods land on it) and is removed after. Parallel: it runs
@@ -151,6 +153,13 @@ func TestRealKubelet(t *testing.T) {
 	// with the kubernetes-mixin's rules (without their "for:").
 	cadvisor := startSecondKmetrics(t, "cadvisor", "--kubelet-cadvisor", "--kubelet-metrics",
 		"--rules.file", immediateMixinRules(t), "--rules.evaluation-interval=5s")
+	// The kubelet's own failures whose alerts read five minutes of history:
+	// caused first, checked resolved at the end, the other parts between.
+	var renewed, thawed time.Time
+	t.Run("certificates near their end, renewal refused then approved: the mixin's certificate alerts", func(t *testing.T) {
+		renewed = expiringCertificates(t, node, cadvisor)
+	})
+	t.Run("a runtime that hangs: KubeletPlegDurationHigh", func(t *testing.T) { thawed = hangingRuntime(t, node, cadvisor) })
 	t.Run("cAdvisor series carry the kubernetes-mixin labels", func(t *testing.T) { cadvisorLabels(t, cadvisor) })
 	t.Run("without nodes/metrics the kubelet refuses, per node", func(t *testing.T) { refusedWithoutNodeMetrics(t, node) })
 	t.Run("a node serving from the wrong CA fails alone", func(t *testing.T) { wrongCA(t, node) })
@@ -169,6 +178,14 @@ func TestRealKubelet(t *testing.T) {
 	})
 	t.Run("a full node, memory pressure, a stopped kubelet: the mixin's node alerts fire and resolve", func(t *testing.T) {
 		brokenNode(t, node, cadvisor)
+	})
+	t.Run("the certificate renewal and PLEG alerts resolved, five minutes on", func(t *testing.T) {
+		if renewed.IsZero() || thawed.IsZero() {
+			t.Skip("their parts did not run to the end")
+		}
+		onNode := map[string]string{"node": node.name}
+		resolvedAfterWindow(t, cadvisor, onNode, renewed, "KubeletClientCertificateRenewalErrors", "KubeletServerCertificateRenewalErrors")
+		resolvedAfterWindow(t, cadvisor, onNode, thawed, "KubeletPlegDurationHigh")
 	})
 }
 
