@@ -79,9 +79,9 @@ func expiringCertificates(t *testing.T, node *realNode, k *secondKmetrics) (rene
 		if err := approveNodeRequests(nodeUser); err != nil {
 			return err
 		}
-		renewed := instantQuery(k.query, `kubelet_certificate_manager_client_ttl_seconds{node="`+node.name+`"} > 604800
+		both := instantQuery(k.query, `kubelet_certificate_manager_client_ttl_seconds{node="`+node.name+`"} > 604800
 			and on(node) kubelet_certificate_manager_server_ttl_seconds{node="`+node.name+`"} > 604800`)
-		if len(renewed) != 1 {
+		if len(both) != 1 {
 			return fmt.Errorf("TTLs: client %v, server %v",
 				instantQuery(k.query, `kubelet_certificate_manager_client_ttl_seconds{node="`+node.name+`"}`),
 				instantQuery(k.query, `kubelet_certificate_manager_server_ttl_seconds{node="`+node.name+`"}`))
