@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"testing"
@@ -21,17 +22,25 @@ import (
 // histogram_quantile answers at most the highest finite bucket. Checked
 // here, so that a kubelet with wider buckets shows up.
 func hangingRuntime(t *testing.T, node *realNode, k *secondKmetrics) (thawed time.Time) {
-	buckets := instantQuery(k.query, `kubelet_pod_worker_duration_seconds_bucket{node="`+node.name+`"}`)
-	highest := 0.0
-	for _, b := range buckets {
-		if le, err := strconv.ParseFloat(b.labels["le"], 64); err == nil && !math.IsInf(le, 1) {
-			highest = max(highest, le)
+	// Read once kmetrics has the kubelet's buckets: an empty answer is not
+	// a highest bucket of 0.
+	eventually(t, 2*time.Minute, "kubelet_pod_worker_duration_seconds' highest finite bucket is 10", func() error {
+		buckets := instantQuery(k.query, `kubelet_pod_worker_duration_seconds_bucket{node="`+node.name+`"}`)
+		if len(buckets) == 0 {
+			return fmt.Errorf("no kubelet_pod_worker_duration_seconds_bucket series yet")
 		}
-	}
-	if highest != 10 {
-		t.Errorf("kubelet_pod_worker_duration_seconds' highest finite bucket is %v (of %d series), not 10: "+
-			"KubeletPodStartUpLatencyHigh (> 60) may now fire; make it", highest, len(buckets))
-	}
+		highest := 0.0
+		for _, b := range buckets {
+			if le, err := strconv.ParseFloat(b.labels["le"], 64); err == nil && !math.IsInf(le, 1) {
+				highest = max(highest, le)
+			}
+		}
+		if highest != 10 {
+			t.Fatalf("kubelet_pod_worker_duration_seconds' highest finite bucket is %v (of %d series), not 10: "+
+				"KubeletPodStartUpLatencyHigh (> 60) may now fire; make it", highest, len(buckets))
+		}
+		return nil
+	})
 
 	for i := 0; i < 4; i++ {
 		if _, err := realNodeScript("freeze-runtime", "12"); err != nil {
