@@ -160,12 +160,13 @@ bench-scoped-query:
 bench-scope-load: build cluster-bins
 	SCOPELOAD_DURATION=$${SCOPELOAD_DURATION:-10m} SCOPELOAD_ALL_DURATION=$${SCOPELOAD_ALL_DURATION:-2m} $(GO) test -tags bench -count=1 -run TestScopeLoad -v -timeout 40m ./test/scopeload 2>&1 | grep -E 'RESULT|^(--- |ok|FAIL|PASS)|scope_load_test.go' | tee bench-scope-load.out
 
-# kmetrics beside metrics-server v0.8.0 and Prometheus 3.15 (the kubelets'
-# /metrics/resource only) against the same kwok kubelets: RSS median and
-# CPU over the same minutes. FOOTPRINT_NODES/FOOTPRINT_PODS size the
+# kmetrics beside the stack it replaces (metrics-server v0.8.0,
+# kube-state-metrics v2.20.0 and Prometheus 3.15 holding the same series and
+# rules) against the same kwok kubelets: RSS median and CPU over the same
+# minutes. FOOTPRINT_NODES/FOOTPRINT_PODS size the
 # cluster (make demo's by default). Writes bench-footprint.out.
 bench-footprint: build cluster-bins
-	METRICS_SERVER_BIN=$$(bash hack/build-metrics-server.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) $(GO) test -tags bench -count=1 -run TestFootprint -v -timeout 40m ./test/footprint 2>&1 | grep -E 'RESULT|^(--- |ok|FAIL|PASS)|footprint_test.go' | tee bench-footprint.out
+	METRICS_SERVER_BIN=$$(bash hack/build-metrics-server.sh) PROMETHEUS_BIN=$$(bash hack/build-prometheus.sh) KUBE_STATE_METRICS_BIN=$$(bash hack/build-kube-state-metrics.sh) $(GO) test -tags bench -count=1 -run TestFootprint -v -timeout 40m ./test/footprint 2>&1 | grep -E 'RESULT|^(--- |ok|FAIL|PASS)|footprint_test.go' | tee bench-footprint.out
 
 # The whole serving path in one process under load: 1,000 TLS kubelets × 30
 # pods and 50 applications scraped, kubectl top, the HPA's PodMetrics and

@@ -13,5 +13,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 echo "[build-$name] building $name $version from the Go module proxy" >&2
 CGO_ENABLED=0 GOBIN=$work go install -trimpath -ldflags "-s -w $ldflags" "$pkg@$version"
-mv "$work/$(basename "$pkg")" "$out"
+# go install names a binary after the package's last element, the one
+# before a major-version suffix (k8s.io/kube-state-metrics/v2).
+built=$(basename "$pkg")
+if [[ $built =~ ^v[0-9]+$ ]]; then built=$(basename "$(dirname "$pkg")"); fi
+mv "$work/$built" "$out"
 echo "$out"

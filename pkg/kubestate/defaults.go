@@ -1,5 +1,7 @@
 package kubestate
 
+import "slices"
+
 // defaultFamilies are written when no --metric-allowlist is given: every
 // kube-state-metrics family that the kubernetes-mixin's alerts, rules and
 // dashboards, the community's k8s-views dashboards and the VPA's
@@ -40,3 +42,8 @@ var defaultFamilies = []string{
 	"kube_statefulset_status_observed_generation", "kube_statefulset_status_replicas_ready", "kube_statefulset_status_replicas_updated",
 	"kube_statefulset_status_update_revision",
 }
+
+// DefaultFamilies lists the families written when no allowlist is given,
+// so that a peer (kube-state-metrics in the footprint benchmark) can be
+// configured to write the same ones.
+func DefaultFamilies() []string { return slices.Clone(defaultFamilies) }

@@ -1,12 +1,17 @@
 //go:build bench
 
 // Package footprint runs kmetrics (every default on, as the chart installs
-// it) beside metrics-server v0.8.0 ($METRICS_SERVER_BIN) and Prometheus
-// 3.15 ($PROMETHEUS_BIN, scraping only the kubelets' /metrics/resource)
-// against the same kwok kubelets of a real control plane, at the same
-// 10 s resolution, and reports each process's resident memory (median of
-// samples every 5 s) and CPU time over the same minutes. Each is first
-// checked to serve what it scraped: a like-for-like comparison.
+// it) beside the stack it replaces, against the same kwok kubelets of a
+// real control plane: metrics-server v0.8.0 ($METRICS_SERVER_BIN),
+// kube-state-metrics v2.20.0 ($KUBE_STATE_METRICS_BIN, the resources and
+// families kmetrics writes by default) and Prometheus 3.15
+// ($PROMETHEUS_BIN) holding the same history: the kubelets'
+// /metrics/resource at the same 10 s resolution, kube-state-metrics at
+// kmetrics' cluster-state interval, itself as kmetrics stores itself, and
+// the same rule files. It reports each process's resident memory (median
+// of samples every 5 s) and CPU time over the same minutes, and the stack's
+// sum. Each is first checked to serve what it scraped: a like-for-like
+// comparison.
 //
 //	make bench-footprint   (FOOTPRINT_NODES=3 FOOTPRINT_PODS=12 FOOTPRINT_DURATION=3m)
 package footprint
@@ -18,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +40,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kmetrics/kmetrics/pkg/kubestate"
 	"github.com/kmetrics/kmetrics/test/internal/benchcluster"
 )
 
@@ -42,15 +49,20 @@ const (
 	kmetricsPort   = "48443"
 	msPort         = "48444"
 	prometheusPort = "49090"
+	ksmPort        = "48082"
+	ksmSelfPort    = "48083"
 	resolution     = "10s"
+	// clusterStateInterval is kmetrics' default --cluster-state.interval,
+	// kube-prometheus' scrape interval of kube-state-metrics.
+	clusterStateInterval = "30s"
 )
 
 func TestFootprint(t *testing.T) {
 	nodes, pods := benchcluster.IntEnv(t, "FOOTPRINT_NODES", 3), benchcluster.IntEnv(t, "FOOTPRINT_PODS", 12)
 	duration, warmup := benchcluster.DurationEnv(t, "FOOTPRINT_DURATION", 3*time.Minute), benchcluster.DurationEnv(t, "FOOTPRINT_WARMUP", time.Minute)
-	msBin, promBin := os.Getenv("METRICS_SERVER_BIN"), os.Getenv("PROMETHEUS_BIN")
-	if msBin == "" || promBin == "" {
-		t.Fatal("METRICS_SERVER_BIN and PROMETHEUS_BIN are needed (make bench-footprint builds them)")
+	msBin, promBin, ksmBin := os.Getenv("METRICS_SERVER_BIN"), os.Getenv("PROMETHEUS_BIN"), os.Getenv("KUBE_STATE_METRICS_BIN")
+	if msBin == "" || promBin == "" || ksmBin == "" {
+		t.Fatal("METRICS_SERVER_BIN, PROMETHEUS_BIN and KUBE_STATE_METRICS_BIN are needed (make bench-footprint builds them)")
 	}
 	c := benchcluster.Up(t, benchcluster.Config{Name: "footprint", APIServerPort: apiserverPort, EtcdPort: "42379", KmetricsPort: kmetricsPort,
 		NodeNet: "127.0.5", PodNet: "127.140", Nodes: nodes})
@@ -77,16 +89,29 @@ func TestFootprint(t *testing.T) {
 			"--tls-cert-file", filepath.Join(certs, "kmetrics.crt"), "--tls-private-key-file", filepath.Join(certs, "kmetrics.key"),
 			"--metric-resolution", resolution, "--kubelet-request-timeout", "5s",
 			"--kubelet-preferred-address-types", "InternalIP", "--kubelet-certificate-authority", filepath.Join(certs, "ca.crt")),
-		start(t, state, "prometheus", nil, promBin, "--config.file", prometheusConfig(t, state, c.KubeletAddresses(), certs, tokenFile),
+		// With kmetrics' RBAC (its kubeconfig), the resources kmetrics
+		// watches and the families it writes by default.
+		start(t, state, "kube-state-metrics", nil, ksmBin, "--kubeconfig", kubeconfig,
+			"--host", "127.0.0.1", "--port", ksmPort, "--telemetry-host", "127.0.0.1", "--telemetry-port", ksmSelfPort,
+			"--resources", strings.Join(kmetricsResources(t), ","), "--metric-allowlist", anchored(kubestate.DefaultFamilies())),
+		start(t, state, "prometheus", nil, promBin, "--config.file", prometheusConfig(t, state, root, c.KubeletAddresses(), certs, tokenFile),
 			"--storage.tsdb.path", filepath.Join(state, "prometheus"), "--web.listen-address", "127.0.0.1:"+prometheusPort),
 	}
+	stack := procs[1:] // what kmetrics replaces
 	client := httpsClient(t, c)
 	// The controllers create, the scheduler binds and kwok starts every
 	// pod first: a 100-node × 30-pod cluster needs longer than 3 minutes.
 	settle := max(3*time.Minute, time.Duration(pods)*100*time.Millisecond)
 	benchcluster.Eventually(t, "kmetrics serves every pod", settle, func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) })
 	benchcluster.Eventually(t, "metrics-server serves every pod", settle, func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) })
-	benchcluster.Eventually(t, "Prometheus scrapes every kubelet", 3*time.Minute, func() error { return prometheusUp(nodes) })
+	benchcluster.Eventually(t, "Prometheus scrapes every kubelet and kube-state-metrics", 3*time.Minute, func() error { return prometheusUp(nodes) })
+	// Both hold the cluster state of every pod before anything is measured.
+	benchcluster.Eventually(t, "kmetrics holds every pod's kube_pod_info", settle, func() error {
+		return podInfo(client, kmetricsPromQL, pods)
+	})
+	benchcluster.Eventually(t, "Prometheus holds every pod's kube_pod_info", settle, func() error {
+		return podInfo(http.DefaultClient, prometheusPromQL, pods)
+	})
 
 	time.Sleep(warmup)
 	for _, p := range procs {
@@ -105,6 +130,8 @@ func TestFootprint(t *testing.T) {
 		func() error { return podMetrics(client, "https://127.0.0.1:"+kmetricsPort, pods) },
 		func() error { return podMetrics(client, "https://127.0.0.1:"+msPort, pods) },
 		func() error { return prometheusUp(nodes) },
+		func() error { return podInfo(client, kmetricsPromQL, pods) },
+		func() error { return podInfo(http.DefaultClient, prometheusPromQL, pods) },
 	} {
 		if err := check(); err != nil {
 			t.Fatal(err)
@@ -126,6 +153,15 @@ func TestFootprint(t *testing.T) {
 		t.Logf("RESULT %-15s RSS median %6.1f MiB (%.2f× metrics-server), of which anonymous %6.1f MiB (%.2f×)  CPU %6.2f s (%.2f× metrics-server)",
 			p.name, p.medianRSS()/(1<<20), p.medianRSS()/ms.medianRSS(), p.medianAnon()/(1<<20), p.medianAnon()/ms.medianAnon(), p.cpu, p.cpu/ms.cpu)
 	}
+	var stackRSS, stackAnon, stackCPU float64
+	for _, p := range stack {
+		stackRSS, stackAnon, stackCPU = stackRSS+p.medianRSS(), stackAnon+p.medianAnon(), stackCPU+p.cpu
+	}
+	km := procs[0]
+	t.Logf("RESULT %-15s RSS median %6.1f MiB, of which anonymous %6.1f MiB  CPU %6.2f s  (kmetrics: %.2f× RSS, %.2f× anonymous, %.2f× CPU)",
+		"stack (sum)", stackRSS/(1<<20), stackAnon/(1<<20), stackCPU, km.medianRSS()/stackRSS, km.medianAnon()/stackAnon, km.cpu/stackCPU)
+	t.Logf("RESULT head series at the end: kmetrics %s, Prometheus %s",
+		headSeries(t, client, kmetricsBase+"/metrics"), headSeries(t, http.DefaultClient, "http://127.0.0.1:"+prometheusPort+"/metrics"))
 	t.Logf("RESULT kmetrics Go runtime at the end: %s", runtimeFigures)
 	for _, p := range procs {
 		t.Logf("RESULT %-15s resident at the end by mapping: %s", p.name, residentByMapping(t, p.cmd.Process.Pid))
@@ -243,14 +279,18 @@ func createPods(t *testing.T, c kubernetes.Interface, n int) {
 	}
 }
 
-// prometheusConfig: the kubelets' /metrics/resource, as kube-prometheus'
-// kubelet job scrapes it (TLS verified, the same ServiceAccount's token).
-func prometheusConfig(t *testing.T, state string, kubelets []string, certs, tokenFile string) string {
+// prometheusConfig: what kmetrics stores, as kube-prometheus' Prometheus
+// scrapes it: the kubelets' /metrics/resource (TLS verified, the same
+// ServiceAccount's token), kube-state-metrics at kmetrics' cluster-state
+// interval, itself at kmetrics' self-metrics interval, and the rule files
+// kmetrics evaluates.
+func prometheusConfig(t *testing.T, state, root string, kubelets []string, certs, tokenFile string) string {
 	var targets []string
 	for _, k := range kubelets {
 		targets = append(targets, fmt.Sprintf("%q", k))
 	}
-	cfg := fmt.Sprintf(`global: {scrape_interval: %s, scrape_timeout: 5s}
+	cfg := fmt.Sprintf(`global: {scrape_interval: %s, scrape_timeout: 5s, evaluation_interval: 30s}
+rule_files: [%q]
 scrape_configs:
 - job_name: kubelet
   scheme: https
@@ -258,7 +298,15 @@ scrape_configs:
   tls_config: {ca_file: %q}
   authorization: {credentials_file: %q}
   static_configs: [{targets: [%s]}]
-`, resolution, filepath.Join(certs, "ca.crt"), tokenFile, strings.Join(targets, ", "))
+- job_name: kube-state-metrics
+  scrape_interval: %s
+  honor_labels: true
+  static_configs: [{targets: ["127.0.0.1:%s"]}]
+- job_name: prometheus
+  scrape_interval: 30s
+  static_configs: [{targets: ["127.0.0.1:%s"]}]
+`, resolution, filepath.Join(root, "deploy", "base", "rules", "*.yaml"), filepath.Join(certs, "ca.crt"), tokenFile, strings.Join(targets, ", "),
+		clusterStateInterval, ksmPort, prometheusPort)
 	path := filepath.Join(state, "prometheus.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -373,15 +421,75 @@ func podMetrics(c *http.Client, base string, pods int) error {
 	return nil
 }
 
+// prometheusUp checks that Prometheus scrapes every kubelet, and
+// kube-state-metrics and itself.
 func prometheusUp(nodes int) error {
-	resp, err := http.Get("http://127.0.0.1:" + prometheusPort + "/api/v1/query?query=sum(up)")
+	return promQLIs(http.DefaultClient, prometheusPromQL, "sum(up)", nodes+2)
+}
+
+// podInfo checks that a PromQL API holds kube_pod_info of every pod.
+func podInfo(c *http.Client, api string, pods int) error {
+	return promQLIs(c, api, `count(kube_pod_info{namespace="footprint"})`, pods)
+}
+
+const (
+	prometheusPromQL = "http://127.0.0.1:" + prometheusPort + "/api/v1/query"
+	kmetricsPromQL   = "https://127.0.0.1:" + kmetricsPort + "/prometheus/api/v1/query"
+)
+
+// promQLIs checks that an instant query answers one sample of value want.
+func promQLIs(c *http.Client, api, query string, want int) error {
+	resp, err := c.Get(api + "?query=" + url.QueryEscape(query))
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(body), fmt.Sprintf(`"%d"]`, nodes)) {
-		return fmt.Errorf("Prometheus: up is not %d: %.200s", nodes, body)
+	if !strings.Contains(string(body), fmt.Sprintf(`"%d"]`, want)) {
+		return fmt.Errorf("%s: %s is not %d: %.200s", api, query, want, body)
 	}
 	return nil
+}
+
+// headSeries is prometheus_tsdb_head_series from a /metrics.
+func headSeries(t *testing.T, c *http.Client, url string) string {
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, "prometheus_tsdb_head_series "); ok {
+			return v
+		}
+	}
+	return "unknown"
+}
+
+// kmetricsResources are the cluster-state resources kmetrics watches by
+// default, in kube-state-metrics' names.
+func kmetricsResources(t *testing.T) []string {
+	on, err := kubestate.Config{}.Enabled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for r, yes := range on {
+		if yes {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// anchored is a kube-state-metrics --metric-allowlist of exactly these
+// names (its patterns match anywhere in a name).
+func anchored(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "^" + n + "$"
+	}
+	return strings.Join(out, ",")
 }
