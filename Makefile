@@ -106,8 +106,10 @@ cluster-bins:
 # plane), e.g. the oldest minor upstream supports:
 #   K8S_VERSION=v1.35.4 make e2e-compat
 E2E_COMPAT_TESTS ?= TestMetricsAPIVersions|TestKubectlTop|TestHPAScalesOnCPU|TestRealKubelet
-e2e-compat: build cluster-bins
-	$(GO) test -tags e2e -count=1 -timeout 30m -v -run '^($(E2E_COMPAT_TESTS))$$' ./test/e2e 2>&1 | tee .e2e-compat.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+# The real-kubelet test runs the VPA's recommender and node_exporter: the
+# peers, as for e2e.
+e2e-compat: peers build cluster-bins
+	KMETRICS_PEERS=$(PEERS_DIR) $(GO) test -tags e2e -count=1 -parallel 6 -timeout 30m -v -run '^($(E2E_COMPAT_TESTS))$$' ./test/e2e 2>&1 | tee .e2e-compat.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
 
 # The container image, without a Docker daemon (hack/image): static
 # linux/amd64 and linux/arm64 binaries on no base, non-root, as an OCI layout
