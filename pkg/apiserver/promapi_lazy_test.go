@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apiserver/pkg/authentication/user"
+	"k8s.io/apiserver/pkg/endpoints/request"
+
 	"github.com/kmetrics/kmetrics/pkg/storage"
 )
 
@@ -24,32 +27,49 @@ func allocated(f func()) uint64 {
 
 // Prometheus' API renders an OpenAPI document when it is built (tens of MB
 // allocated). kmetrics builds it on the first request that reaches it, so a
-// cluster that never queries PromQL never pays for it, nor for a refused
-// route; the first queries, arriving together, all get their answer.
+// cluster that never queries PromQL never pays for it, nor does a refused
+// route or a caller the scopes turn away (anonymous, no namespace, scopes
+// undecidable); the first queries, arriving together, all get their answer.
 func TestQueryAPIIsBuiltOnFirstQuery(t *testing.T) {
 	db, err := storage.Open(storage.Options{Path: t.TempDir()}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	serve := func(h http.Handler, path string) *httptest.ResponseRecorder {
+	serve := func(h http.Handler, caller user.Info, path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, QueryPrefix+path, nil))
+		r := httptest.NewRequest(http.MethodGet, QueryPrefix+path, nil)
+		if caller != nil {
+			r = r.WithContext(request.WithUser(r.Context(), caller))
+		}
+		h.ServeHTTP(rec, r)
 		return rec
 	}
 	const budget = 4 << 20
 	var h http.Handler
 	if n := allocated(func() {
-		h = NewQueryAPI(db.TSDB(), QueryOptions{Timeout: 10 * time.Second, MaxSamples: 1000, MaxConcurrency: 16, LookbackDelta: 5 * time.Minute}, nil)
+		h = NewQueryAPI(db.TSDB(), QueryOptions{Timeout: 10 * time.Second, MaxSamples: 1000, MaxConcurrency: 16, LookbackDelta: 5 * time.Minute, Scopes: testScopes}, nil)
 	}); n > budget {
 		t.Fatalf("NewQueryAPI allocated %d bytes; Prometheus' API should wait for the first query", n)
 	}
-	var refused *httptest.ResponseRecorder
-	if n := allocated(func() { refused = serve(h, "/admin/tsdb/snapshot") }); n > budget {
-		t.Fatalf("a refused route allocated %d bytes: it built Prometheus' API", n)
-	}
-	if refused.Code != http.StatusNotFound {
-		t.Fatalf("refused route: %d, want 404", refused.Code)
+	for _, c := range []struct {
+		name   string
+		caller user.Info
+		path   string
+		code   int
+	}{
+		{"a refused route", &user.DefaultInfo{Name: "admin"}, "/admin/tsdb/snapshot", http.StatusNotFound},
+		{"an anonymous caller", &user.DefaultInfo{Name: user.Anonymous, Groups: []string{user.AllUnauthenticated}}, "/query?query=1", http.StatusForbidden},
+		{"a caller with no namespace", &user.DefaultInfo{Name: "nobody"}, "/query?query=1", http.StatusForbidden},
+		{"scopes that cannot be decided", &user.DefaultInfo{Name: "broken"}, "/query?query=1", http.StatusServiceUnavailable},
+	} {
+		var rec *httptest.ResponseRecorder
+		if n := allocated(func() { rec = serve(h, c.caller, c.path) }); n > budget {
+			t.Errorf("%s allocated %d bytes: it built Prometheus' API", c.name, n)
+		}
+		if rec.Code != c.code {
+			t.Errorf("%s: %d, want %d: %s", c.name, rec.Code, c.code, rec.Body.String())
+		}
 	}
 
 	var wg sync.WaitGroup
@@ -58,7 +78,8 @@ func TestQueryAPIIsBuiltOnFirstQuery(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			answers[i] = serve(h, "/query?query=1%2B1&time=4")
+			caller := []string{"admin", "team-a"}[i%2]
+			answers[i] = serve(h, &user.DefaultInfo{Name: caller}, "/query?query=1%2B1&time=4")
 		}()
 	}
 	wg.Wait()
