@@ -16,8 +16,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OLD=${1:?usage: demo-ab.sh OLD NEW [ROUNDS]} NEW=${2:?usage: demo-ab.sh OLD NEW [ROUNDS]} ROUNDS=${3:-2}
 STATE=$ROOT/.state/demo
+for bin in "$OLD" "$NEW"; do
+	[[ -x $bin ]] || { echo "demo-ab.sh: $bin is not an executable" >&2; exit 1; }
+done
 [[ -f $STATE/pids/kmetrics.pid ]] || { echo "demo-ab.sh: no demo running (make demo)" >&2; exit 1; }
 pid=$(cat "$STATE/pids/kmetrics.pid")
+kill -0 "$pid" 2>/dev/null || { echo "demo-ab.sh: the demo's kmetrics ($pid) is not running" >&2; exit 1; }
 mapfile -d '' args < "/proc/$pid/cmdline"
 clk=$(getconf CLK_TCK)
 
@@ -25,19 +29,23 @@ cpu() { awk -v c="$clk" '{printf "%.2f", ($14+$15)/c}' "/proc/$pid/stat"; }
 kib() { awk -v k="$1" '$1 == k":" {print $2}' "/proc/$pid/status"; }
 median() { sort -n | awk '{v[NR]=$1} END{printf "%.1f", v[int((NR+1)/2)]/1024}'; }
 restart() {
-	kill "$pid"
+	kill "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do sleep 0.5; done
 	setsid "$@" >>"$STATE/logs/kmetrics.log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$STATE/pids/kmetrics.pid"
 }
 
+# Whatever happens (a binary that exits, ^C), the demo's own binary runs
+# again at the end.
+trap 'restart "${args[@]}"' EXIT
 for round in $(seq "$ROUNDS"); do
 	for bin in "$OLD" "$NEW"; do
 		a=("${args[@]}")
 		a[0]=$bin
 		restart "${a[@]}"
 		sleep 60
+		kill -0 "$pid" 2>/dev/null || { echo "demo-ab.sh: $bin exited (see $STATE/logs/kmetrics.log)" >&2; exit 1; }
 		peak=$(kib VmHWM)
 		sleep 180
 		rss=() anon=()
@@ -50,4 +58,3 @@ for round in $(seq "$ROUNDS"); do
 			"$(printf '%s\n' "${rss[@]}" | median)" "$(printf '%s\n' "${anon[@]}" | median)" "$(cpu)"
 	done
 done
-restart "${args[@]}"

@@ -14,33 +14,37 @@ type file struct{ name, content string }
 func TestBinary(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		files   map[string]string // written before the call
-		later   []file            // written while it waits, in this order
+		files   []file // written before the call
+		later   []file // written while it waits, in this order
 		want    string
 		wantErr string
 	}{
-		{name: "built", files: map[string]string{".lock": "", "X_BIN": "/cache/x-v1\n"}, want: "/cache/x-v1"},
-		{name: "built while waiting", files: map[string]string{".lock": ""}, later: []file{{"X_BIN", "/cache/x-v2\n"}}, want: "/cache/x-v2"},
-		{name: "failed", files: map[string]string{".lock": "", "X_BIN.failed": "", "X_BIN.log": "go: downloading\nbuild error: no space\n"}, wantErr: "no space"},
-		{name: "failed while waiting", files: map[string]string{".lock": ""}, later: []file{{"X_BIN.log", "boom\n"}, {"X_BIN.failed", ""}}, wantErr: "boom"},
-		{name: "empty path", files: map[string]string{".lock": "", "X_BIN": "\n"}, wantErr: "printed no path"},
-		{name: "never started", files: map[string]string{}, wantErr: "never ran"},
-		{name: "still building", files: map[string]string{".lock": ""}, wantErr: "still building"},
+		{name: "built", files: []file{{".lock", ""}, {"X_BIN", "/cache/x-v1\n"}}, want: "/cache/x-v1"},
+		{name: "built while waiting", files: []file{{".lock", ""}}, later: []file{{"X_BIN", "/cache/x-v2\n"}}, want: "/cache/x-v2"},
+		{name: "failed", files: []file{{".lock", ""}, {"X_BIN.failed", ""}, {"X_BIN.log", "go: downloading\nbuild error: no space\n"}}, wantErr: "no space"},
+		{name: "failed while waiting", files: []file{{".lock", ""}}, later: []file{{"X_BIN.log", "boom\n"}, {"X_BIN.failed", ""}}, wantErr: "boom"},
+		{name: "empty path", files: []file{{".lock", ""}, {"X_BIN", "\n"}}, wantErr: "printed no path"},
+		{name: "never started", files: nil, wantErr: "never ran"},
+		{name: "still building", files: []file{{".lock", ""}}, wantErr: "still building"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			// In order: hack/build-peers.sh has written a build's log
-			// before it touches <ENV>.failed, and the wait relies on it.
+			// As hack/build-peers.sh does: in order (a build's log is
+			// written before <ENV>.failed is touched), and each file whole
+			// when it appears (the path moved into place from a .tmp), for
+			// the wait relies on both.
 			write := func(files []file) {
 				for _, f := range files {
-					if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.content), 0o644); err != nil {
+					tmp := filepath.Join(dir, f.name+".tmp")
+					if err := os.WriteFile(tmp, []byte(f.content), 0o644); err != nil {
+						t.Error(err)
+					}
+					if err := os.Rename(tmp, filepath.Join(dir, f.name)); err != nil {
 						t.Error(err)
 					}
 				}
 			}
-			for name, content := range tc.files {
-				write([]file{{name, content}})
-			}
+			write(tc.files)
 			done := make(chan struct{})
 			if tc.later != nil {
 				go func() {
