@@ -92,11 +92,14 @@ fuzz:
 # The peers and clients (VPA, k9s, node_exporter, KEDA, helm, Prometheus,
 # VictoriaMetrics) come from hack/build-peers.sh, started by `peers`: a test
 # that needs one still building waits for it (test/internal/peers).
+# On a failure, hack/test-failures.sh prints what each failed test wrote at
+# the end: streamed among the parallel tests' output, it is easy to miss.
 e2e: peers build cluster-bins
 	IMAGE_ARCHS=amd64 bash hack/image-reproducible.sh
 	cd hack/image && $(GO) test -count=1 ./...
 	cd test/metricsserver && $(GO) test -c -o ../../_output/metrics-server-e2e.test sigs.k8s.io/metrics-server/test
-	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar KMETRICS_PEERS=$(PEERS_DIR) $(GO) test -tags e2e -count=1 -parallel 6 -timeout 70m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	METRICS_SERVER_E2E=$(CURDIR)/_output/metrics-server-e2e.test KMETRICS_IMAGE=$(CURDIR)/_output/image.tar KMETRICS_PEERS=$(PEERS_DIR) $(GO) test -tags e2e -count=1 -parallel 6 -timeout 70m -v ./test/e2e ./test/equivalence 2>&1 | tee .e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
+	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || bash hack/test-failures.sh .e2e.log; exit $$rc
 
 cluster-bins:
 	bash hack/build-cluster-bins.sh
@@ -109,7 +112,8 @@ E2E_COMPAT_TESTS ?= TestMetricsAPIVersions|TestKubectlTop|TestHPAScalesOnCPU|Tes
 # The real-kubelet test runs the VPA's recommender and node_exporter: the
 # peers, as for e2e.
 e2e-compat: peers build cluster-bins
-	KMETRICS_PEERS=$(PEERS_DIR) $(GO) test -tags e2e -count=1 -parallel 6 -timeout 30m -v -run '^($(E2E_COMPAT_TESTS))$$' ./test/e2e 2>&1 | tee .e2e-compat.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; exit $${PIPESTATUS[0]}
+	KMETRICS_PEERS=$(PEERS_DIR) $(GO) test -tags e2e -count=1 -parallel 6 -timeout 30m -v -run '^($(E2E_COMPAT_TESTS))$$' ./test/e2e 2>&1 | tee .e2e-compat.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go' ; \
+	  rc=$${PIPESTATUS[0]}; [ $$rc = 0 ] || bash hack/test-failures.sh .e2e-compat.log; exit $$rc
 
 # The container image, without a Docker daemon (hack/image): static
 # linux/amd64 and linux/arm64 binaries on no base, non-root, as an OCI layout
