@@ -97,26 +97,34 @@ func TestRealKubelet(t *testing.T) {
 
 	t.Run("kubectl top pods: CPU within 15% of the cgroup's", func(t *testing.T) {
 		eventually(t, time.Minute, "the pod served", podsServed(realNS, 1))
-		u0, t0 := cgroupCPU(t, cg)
-		var tops []float64
-		for i := 0; i < 12; i++ {
-			time.Sleep(3 * time.Second)
-			rows := parseTop(mustKubectl(t, "-n", realNS, "top", "pod", "burn"))
-			if len(rows) != 1 {
-				t.Fatalf("kubectl top pod burn: %v", rows)
+		// A window in which the burn got under 200m (the machine busy with
+		// every other test starting) tells nothing: the next one is read.
+		var cgroupMillicores, top float64
+		for window := 1; ; window++ {
+			u0, t0 := cgroupCPU(t, cg)
+			var tops []float64
+			for i := 0; i < 12; i++ {
+				time.Sleep(3 * time.Second)
+				rows := parseTop(mustKubectl(t, "-n", realNS, "top", "pod", "burn"))
+				if len(rows) != 1 {
+					t.Fatalf("kubectl top pod burn: %v", rows)
+				}
+				m, err := millicores(rows[0]["CPU(cores)"])
+				if err != nil {
+					t.Fatal(err)
+				}
+				tops = append(tops, m)
 			}
-			m, err := millicores(rows[0]["CPU(cores)"])
-			if err != nil {
-				t.Fatal(err)
+			u1, t1 := cgroupCPU(t, cg)
+			cgroupMillicores = (u1 - u0) / t1.Sub(t0).Seconds() * 1000
+			top = median(tops)
+			t.Logf("window %d: cgroup %.0fm over %v; kubectl top median %.0fm of %v", window, cgroupMillicores, t1.Sub(t0).Round(time.Second), top, tops)
+			if cgroupMillicores >= 200 {
+				break
 			}
-			tops = append(tops, m)
-		}
-		u1, t1 := cgroupCPU(t, cg)
-		cgroupMillicores := (u1 - u0) / t1.Sub(t0).Seconds() * 1000
-		top := median(tops)
-		t.Logf("cgroup %.0fm over %v; kubectl top median %.0fm of %v", cgroupMillicores, t1.Sub(t0).Round(time.Second), top, tops)
-		if cgroupMillicores < 200 {
-			t.Fatalf("the container used %.0fm, not the 300m it burns: the test cannot tell anything", cgroupMillicores)
+			if window == 3 {
+				t.Fatalf("the container used %.0fm, not the 300m it burns, in 3 windows: the test cannot tell anything", cgroupMillicores)
+			}
 		}
 		if math.Abs(top-cgroupMillicores) > 0.15*cgroupMillicores {
 			t.Fatalf("kubectl top says %.0fm, the cgroup accounted %.0fm (more than 15%% apart)", top, cgroupMillicores)
@@ -292,19 +300,22 @@ func cadvisorLabels(t *testing.T, k *secondKmetrics) {
 	sel := `job="kubelet", metrics_path="/metrics/cadvisor", namespace="` + realNS + `", pod="burn", container="burn", image!=""`
 	byNode := ` * on (namespace, pod) group_left (node) topk by (namespace, pod) (1, max by (namespace, pod, node) (kube_pod_info{node!=""}))`
 	var cpu, mem []promSample
+	// irate reads the last two of cAdvisor's samples: one interval on a
+	// busy machine (the runtime was frozen just before) may miss the burn's
+	// 0.3, the next ones do not.
 	eventually(t, 2*time.Minute, "the mixin's container CPU and memory expressions answer", func() error {
 		cpu = instantQuery(k.query, `sum by (namespace, pod, container) (irate(container_cpu_usage_seconds_total{`+sel+`}[1m]))`+byNode)
 		mem = instantQuery(k.query, `container_memory_working_set_bytes{`+sel+`}`+byNode)
 		if len(cpu) != 1 || len(mem) != 1 {
 			return fmt.Errorf("cpu %v, memory %v", cpu, mem)
 		}
+		if c := cpu[0].value; c < 0.2 || c > 0.4 {
+			return fmt.Errorf("cAdvisor CPU %.3f cores, the container burns 0.3", c)
+		}
 		return nil
 	})
 	if cpu[0].labels["node"] != "real-node" || mem[0].labels["node"] != "real-node" {
 		t.Fatalf("joined node: cpu %v, memory %v", cpu[0].labels, mem[0].labels)
-	}
-	if c := cpu[0].value; c < 0.2 || c > 0.4 {
-		t.Fatalf("cAdvisor CPU %.3f cores, the container burns 0.3", c)
 	}
 	if m := mem[0].value; m < 64<<20 {
 		t.Fatalf("cAdvisor working set %.0f B, the container holds 64 MiB", m)

@@ -6,9 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,6 +94,12 @@ spec:
 		if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The recommender reads its history once, at start, and goes on
+		// without it after any error: it starts once kmetrics answers its
+		// token (the binding seen by RBAC and by kmetrics' authorization
+		// cache, which keeps a refusal for a while) with the burn and the
+		// pod's labels.
+		historyAnswered(t, k, token)
 		stop := runRecommender(t, bin, "history", "--recommender-interval=1m",
 			"--storage=prometheus", "--prometheus-address=https://127.0.0.1:"+k.port+"/prometheus",
 			"--prometheus-bearer-token-file="+tokenFile,
@@ -103,6 +113,38 @@ spec:
 		// history it read at start.
 		eventually(t, 3*time.Minute, "vpa-history's recommendation near the burn", recommendsNear("vpa-history", 300))
 	})
+}
+
+// historyAnswered waits until k answers, to token, the burn's CPU history and
+// the burner pod's labels, as the recommender's history provider asks.
+func historyAnswered(t *testing.T, k *secondKmetrics, token string) {
+	t.Helper()
+	asToken := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: kmetricsTLS(t, nil)}}
+	queries := map[string]string{
+		"the burn": `max_over_time(rate(container_cpu_usage_seconds_total{job="kubelet", namespace="` + realNS +
+			`", container="burner"}[30s])[1h:30s])`,
+		"the pod's labels": `kube_pod_labels{job="kube-state-metrics", namespace="` + realNS + `", label_app="vpa-burn"}`,
+	}
+	eventually(t, time.Minute, "kmetrics answers the recommender's token with its history", func() error {
+		for what, q := range queries {
+			req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+k.port+"/prometheus/api/v1/query?query="+url.QueryEscape(q), nil)
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := asToken.Do(req)
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %s: %s", what, resp.Status, body)
+			}
+			if !strings.Contains(string(body), `"metric"`) {
+				return fmt.Errorf("%s: nothing yet: %s", what, body)
+			}
+		}
+		return nil
+	})
+	t.Logf("the burn's peak in kmetrics' history: %v", instantQuery(k.query, queries["the burn"]))
 }
 
 // runRecommender starts a recommender as the cluster admin, its own
