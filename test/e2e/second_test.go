@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/transport"
 )
 
 // secondKmetrics is another kmetrics beside the one the APIServices point
@@ -87,6 +89,16 @@ func (k *secondKmetrics) query(path string) ([]byte, error) {
 		path = "/prometheus" + path
 	}
 	return k.raw(path)
+}
+
+// queryAs reads its query API with a bearer token (a user or service
+// account) instead of the admin's certificate.
+func (k *secondKmetrics) queryAs(t *testing.T, token string) func(path string) ([]byte, error) {
+	client := &http.Client{Timeout: 30 * time.Second,
+		Transport: transport.NewBearerAuthRoundTripper(token, &http.Transport{TLSClientConfig: kmetricsTLS(t, nil)})}
+	return func(path string) ([]byte, error) {
+		return httpGet(client, "https://127.0.0.1:"+k.port+"/prometheus"+path)
+	}
 }
 
 // raw reads any of its paths (/metrics, /apis/...) as the cluster admin.

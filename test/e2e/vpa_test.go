@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -119,7 +117,7 @@ spec:
 // the burner pod's labels, as the recommender's history provider asks.
 func historyAnswered(t *testing.T, k *secondKmetrics, token string) {
 	t.Helper()
-	asToken := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: kmetricsTLS(t, nil)}}
+	get := k.queryAs(t, token)
 	queries := map[string]string{
 		"the burn": `max_over_time(rate(container_cpu_usage_seconds_total{job="kubelet", namespace="` + realNS +
 			`", container="burner"}[30s])[1h:30s])`,
@@ -127,16 +125,9 @@ func historyAnswered(t *testing.T, k *secondKmetrics, token string) {
 	}
 	eventually(t, time.Minute, "kmetrics answers the recommender's token with its history", func() error {
 		for what, q := range queries {
-			req, _ := http.NewRequest(http.MethodGet, "https://127.0.0.1:"+k.port+"/prometheus/api/v1/query?query="+url.QueryEscape(q), nil)
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := asToken.Do(req)
+			body, err := get("/api/v1/query?query=" + url.QueryEscape(q))
 			if err != nil {
-				return err
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("%s: %s: %s", what, resp.Status, body)
+				return fmt.Errorf("%s: %v", what, err)
 			}
 			if !strings.Contains(string(body), `"metric"`) {
 				return fmt.Errorf("%s: nothing yet: %s", what, body)
@@ -144,7 +135,7 @@ func historyAnswered(t *testing.T, k *secondKmetrics, token string) {
 		}
 		return nil
 	})
-	t.Logf("the burn's peak in kmetrics' history: %v", instantQuery(k.query, queries["the burn"]))
+	t.Logf("the burn's peak in kmetrics' history: %v", instantQuery(get, queries["the burn"]))
 }
 
 // runRecommender starts a recommender as the cluster admin, its own
